@@ -1,0 +1,83 @@
+"""The narrow interface between cxrzoo's Spark ML stages and a training engine.
+
+An engine builds a network from a :class:`~cxrzoo.models.spec.NetSpec`, trains it
+with distributed synchronous SGD on a Spark DataFrame, predicts on one, saves
+and loads it, and hands out its weights by node name so that exporters need
+nothing from the engine.  BigDL DLlib is the engine today
+(:mod:`cxrzoo.engine.bigdl`).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pyspark.sql import DataFrame
+
+from cxrzoo.models.spec import NetSpec
+
+Weights = dict[str, dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What the engine needs to know to train."""
+
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    seed: int = 0
+
+
+class Engine(ABC):
+    """A training/inference backend."""
+
+    name: str
+
+    @abstractmethod
+    def build(self, spec: NetSpec, seed: int = 0) -> Any:
+        """Create an untrained network."""
+
+    @abstractmethod
+    def fit(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, label_col: str,
+            config: TrainConfig) -> Any:
+        """Train ``net`` on ``df`` (features: flattened CHW float32; labels: multi-hot) and return it."""
+
+    @abstractmethod
+    def predict(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, output_col: str,
+                batch_size: int = 64) -> DataFrame:
+        """Append ``output_col``: sigmoid probabilities, array<float>."""
+
+    @abstractmethod
+    def save(self, net: Any, path: str) -> None:
+        """Write the network to ``path`` (a new file)."""
+
+    @abstractmethod
+    def load(self, path: str, spec: NetSpec) -> Any:
+        """Read a network written by :meth:`save`."""
+
+    @abstractmethod
+    def weights(self, net: Any, spec: NetSpec) -> Weights:
+        """Trained parameters by node name: conv ``weight`` (O, I/g, k, k) and ``bias``; bn ``weight``,
+        ``bias``, ``running_mean``, ``running_var``; linear ``weight`` (O, I) and ``bias``."""
+
+
+_ENGINES: dict[str, type[Engine]] = {}
+
+
+def register_engine(cls: type[Engine]) -> type[Engine]:
+    """Class decorator registering an engine under ``cls.name``."""
+    _ENGINES[cls.name] = cls
+    return cls
+
+
+def get_engine(name: str = "bigdl") -> Engine:
+    """Instantiate the engine called ``name``."""
+    if name == "bigdl" and name not in _ENGINES:
+        import cxrzoo.engine.bigdl  # noqa: F401  (registers itself)
+    try:
+        return _ENGINES[name]()
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; available: {sorted(_ENGINES) or ['bigdl']}") from None

@@ -1,0 +1,169 @@
+"""BigDL DLlib engine: nn-API graphs, NNEstimator's distributed synchronous SGD, NNModel inference."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from cxrzoo.engine.base import Engine, TrainConfig, Weights, register_engine
+from cxrzoo.labels import NUM_LABELS
+from cxrzoo.models.spec import NetSpec, spatial_sizes
+
+log = logging.getLogger(__name__)
+
+
+def _layers():
+    from bigdl.dllib.nn import layer as L
+
+    return L
+
+
+def _build_graph(spec: NetSpec):
+    L = _layers()
+    sizes = spatial_sizes(spec)
+    out: dict[str, Any] = {}
+    for n in spec.nodes:
+        a = n.attrs
+        if n.op == "input":
+            out[n.name] = L.Input()
+            continue
+        ins = [out[i] for i in n.inputs]
+        if n.op == "conv":
+            m = L.SpatialConvolution(a["cin"], a["cout"], a["k"], a["k"], a["stride"], a["stride"], a["pad"],
+                                     a["pad"], n_group=a.get("groups", 1), with_bias=a.get("bias", True))
+        elif n.op == "bn":
+            m = L.SpatialBatchNormalization(a["channels"], eps=a.get("eps", 1e-5))
+        elif n.op == "relu":
+            m = L.ReLU()
+        elif n.op == "maxpool":
+            m = L.SpatialMaxPooling(a["k"], a["k"], a["stride"], a["stride"], a.get("pad", 0), a.get("pad", 0))
+        elif n.op == "gap":  # average pooling with the full kernel (the MKL-DNN IR rejects global pooling)
+            s = sizes[n.inputs[0]]
+            m = L.SpatialAveragePooling(s, s, s, s)
+        elif n.op == "flatten":
+            m = L.Reshape([a["channels"]], batch_mode=True)
+        elif n.op == "dropout":
+            m = L.Dropout(a["p"])
+        elif n.op == "linear":
+            m = L.Linear(a["cin"], a["cout"])
+        elif n.op == "add":
+            m = L.CAddTable()
+        elif n.op == "concat":
+            m = L.JoinTable(2, 4)
+        else:  # pragma: no cover - NetSpec validates ops
+            raise ValueError(n.op)
+        m.set_name(n.name)
+        out[n.name] = m(ins[0] if len(ins) == 1 else ins)
+    return L.Model([out["input"]], [out[spec.output.name]])
+
+
+def _jtensor_to_numpy(t) -> np.ndarray:
+    """A JVM BigDL Tensor to numpy (small tensors: BN statistics)."""
+    shape = list(t.size())
+    arr = np.array(list(t.storage().array()), dtype=np.float32)
+    off = t.storageOffset() - 1
+    return arr[off: off + int(np.prod(shape))].reshape(shape)
+
+
+@register_engine
+class BigDLEngine(Engine):
+    """Train with BigDL's NNEstimator (DistriOptimizer over the Spark cluster)."""
+
+    name = "bigdl"
+
+    def build(self, spec: NetSpec, seed: int = 0) -> Any:
+        from bigdl.dllib.utils.common import init_engine
+
+        init_engine()
+
+        net = _build_graph(spec)
+        net.set_seed(seed)
+        net.reset()
+        return net
+
+    def fit(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, label_col: str,
+            config: TrainConfig) -> Any:
+        from bigdl.dllib.nn.criterion import MultiLabelSoftMarginCriterion
+        from bigdl.dllib.nnframes import NNEstimator
+        from bigdl.dllib.optim.optimizer import SGD, Adam
+
+        shape = [spec.in_channels, spec.input_size, spec.input_size]
+        n_labels = spec.output.attrs["cout"]
+        optim = (Adam(learningrate=config.learning_rate) if config.optimizer == "adam"
+                 else SGD(learningrate=config.learning_rate, momentum=0.9, nesterov=True, dampening=0.0))
+        est = (NNEstimator(net, MultiLabelSoftMarginCriterion(), shape, [n_labels])
+               .setFeaturesCol(features_col).setLabelCol(label_col)
+               .setBatchSize(config.batch_size).setMaxEpoch(config.epochs).setOptimMethod(optim))
+        est.fit(df.select(features_col, label_col))
+        return net
+
+    def predict(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, output_col: str,
+                batch_size: int = 64) -> DataFrame:
+        from bigdl.dllib.nn.layer import Sequential, Sigmoid
+        from bigdl.dllib.nnframes import NNModel
+
+        net.evaluate()
+        scorer = Sequential().add(net).add(Sigmoid())
+        shape = [spec.in_channels, spec.input_size, spec.input_size]
+        tmp = f"_{output_col}_raw"
+        nn_model = NNModel(scorer, shape).setFeaturesCol(features_col).setPredictionCol(tmp).setBatchSize(batch_size)
+        out = nn_model.transform(df)
+        return out.withColumn(output_col, F.col(tmp).cast("array<float>")).drop(tmp)
+
+    def save(self, net: Any, path: str) -> None:
+        net.saveModel(path, over_write=True)
+
+    def load(self, path: str, spec: NetSpec) -> Any:
+        from bigdl.dllib.nn.layer import Model
+
+        return Model.loadModel(path)
+
+    def weights(self, net: Any, spec: NetSpec) -> Weights:
+        params = net.parameters()
+        jmodules = {}
+        out: Weights = {}
+        for n in spec.nodes:
+            if n.op in ("conv", "linear"):
+                p = params[n.name]
+                w = np.asarray(p["weight"], np.float32)
+                if n.op == "conv":  # BigDL keeps a leading group dimension
+                    a = n.attrs
+                    w = w.reshape(a["cout"], a["cin"] // a.get("groups", 1), a["k"], a["k"])
+                d = {"weight": w}
+                if "bias" in p:
+                    d["bias"] = np.asarray(p["bias"], np.float32)
+                out[n.name] = d
+            elif n.op == "bn":
+                if not jmodules:
+                    jmodules = {m.getName(): m for m in _all_modules(net.value)}
+                jm = jmodules[n.name]
+                out[n.name] = {
+                    "weight": np.asarray(params[n.name]["weight"], np.float32),
+                    "bias": np.asarray(params[n.name]["bias"], np.float32),
+                    "running_mean": _jtensor_to_numpy(jm.runningMean()),
+                    "running_var": _jtensor_to_numpy(jm.runningVar()),
+                }
+        return out
+
+
+def _all_modules(jmodule) -> list:
+    """Every leaf module of a JVM BigDL container."""
+    found = []
+    stack = [jmodule]
+    while stack:
+        m = stack.pop()
+        try:
+            children = m.modules()
+        except Exception:  # noqa: BLE001 - py4j: leaf modules have no 'modules'
+            children = None
+        if children is not None and children.size() > 0:
+            stack.extend(children.apply(i) for i in range(children.size()))
+        else:
+            found.append(m)
+    return found
+
+
+__all__ = ["BigDLEngine", "NUM_LABELS"]

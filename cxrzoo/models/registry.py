@@ -1,0 +1,75 @@
+"""The model registry: builders register by name; configs are frozen."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from cxrzoo.labels import LABELS
+from cxrzoo.models.spec import NetSpec
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a model needs around its network: input contract and labels."""
+
+    name: str
+    input_size: int = 224
+    channels: int = 3
+    mean: tuple[float, float, float] = (123.68, 116.779, 103.939)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    feature_layer: str = "gap"
+    classifier_layer: str = "fc"
+    labels: tuple[str, ...] = LABELS
+
+
+Builder = Callable[..., NetSpec]
+_REGISTRY: dict[str, tuple[ModelConfig, Builder]] = {}
+
+
+class UnknownModelError(KeyError):
+    """A model name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def register_model(config: ModelConfig) -> Callable[[Builder], Builder]:
+    """Decorator: register ``builder(num_classes, dropout, input_size) -> NetSpec`` under ``config.name``.
+
+    Raises
+    ------
+    ValueError
+        If the name is already registered.
+    """
+
+    def deco(builder: Builder) -> Builder:
+        if config.name in _REGISTRY:
+            raise ValueError(f"model {config.name!r} is already registered")
+        _REGISTRY[config.name] = (config, builder)
+        return builder
+
+    return deco
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_config(name: str) -> ModelConfig:
+    """The frozen config of model ``name``."""
+    return _lookup(name)[0]
+
+
+def _lookup(name: str) -> tuple[ModelConfig, Builder]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
+
+
+def create_spec(name: str, num_classes: int = len(LABELS), dropout: float = 0.2,
+                input_size: int | None = None) -> NetSpec:
+    """Build the engine-neutral network of model ``name`` (see :mod:`cxrzoo.models.spec`)."""
+    config, builder = _lookup(name)
+    return builder(num_classes=num_classes, dropout=dropout, input_size=input_size or config.input_size)

@@ -1,0 +1,111 @@
+"""An engine-neutral description of a network: a small graph of named nodes.
+
+A :class:`NetSpec` lists :class:`Node` objects in topological order.  Each node
+has an op (``conv``, ``bn``, ``relu``, ``maxpool``, ``gap``, ``flatten``,
+``dropout``, ``linear``, ``add``, ``concat``), the names of its inputs (the
+previous node when omitted) and its attributes.  Engines build their own
+network from it (:mod:`cxrzoo.engine`), and the OpenVINO exporter builds the
+same graph from it plus the trained weights, so the two agree by
+construction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+OPS = frozenset({"input", "conv", "bn", "relu", "maxpool", "gap", "flatten", "dropout", "linear", "add", "concat"})
+
+
+@dataclass(frozen=True)
+class Node:
+    """One operation of a network."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"node {self.name!r}: unknown op {self.op!r}; known ops: {sorted(OPS)}")
+        object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A network as a list of nodes; the first is the input, the last the output (logits)."""
+
+    nodes: tuple[Node, ...]
+    in_channels: int
+    input_size: int
+
+    def node(self, name: str) -> Node:
+        """Return the node called ``name``."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    @property
+    def output(self) -> Node:
+        """The output node."""
+        return self.nodes[-1]
+
+
+class SpecBuilder:
+    """Append nodes, each fed by the previous one unless ``inputs`` says otherwise."""
+
+    def __init__(self, in_channels: int, input_size: int):
+        self._nodes: list[Node] = [Node("input", "input", (), {"channels": in_channels})]
+        self._names = {"input"}
+        self.in_channels = in_channels
+        self.input_size = input_size
+
+    @property
+    def last(self) -> str:
+        """Name of the most recently added node."""
+        return self._nodes[-1].name
+
+    def add(self, name: str, op: str, inputs: tuple[str, ...] | None = None, **attrs: Any) -> str:
+        """Add a node and return its name."""
+        if name in self._names:
+            raise ValueError(f"duplicate node name {name!r}")
+        ins = inputs if inputs is not None else (self.last,)
+        for i in ins:
+            if i not in self._names:
+                raise ValueError(f"node {name!r}: unknown input {i!r}")
+        self._nodes.append(Node(name, op, tuple(ins), attrs))
+        self._names.add(name)
+        return name
+
+    def conv_bn_relu(self, name: str, cin: int, cout: int, k: int, stride: int = 1) -> str:
+        """A convolution without bias, batch norm and ReLU."""
+        self.add(name, "conv", cin=cin, cout=cout, k=k, stride=stride, pad=k // 2, groups=1, bias=False)
+        self.add(f"{name}_bn", "bn", channels=cout, eps=1e-5)
+        return self.add(f"{name}_relu", "relu")
+
+    def build(self) -> NetSpec:
+        """Freeze the node list into a :class:`NetSpec`."""
+        return NetSpec(tuple(self._nodes), self.in_channels, self.input_size)
+
+
+def spatial_sizes(spec: NetSpec) -> dict[str, int]:
+    """Side length of each node's output feature map (1 after global pooling)."""
+    size: dict[str, int] = {}
+    for n in spec.nodes:
+        a = n.attrs
+        if n.op == "input":
+            size[n.name] = spec.input_size
+            continue
+        s = size[n.inputs[0]]
+        if n.op == "conv":
+            s = (s + 2 * a["pad"] - a["k"]) // a["stride"] + 1
+        elif n.op == "maxpool":
+            s = (s + 2 * a.get("pad", 0) - a["k"]) // a["stride"] + 1
+        elif n.op in ("gap", "flatten", "linear"):
+            s = 1
+        if s < 1:
+            raise ValueError(f"node {n.name!r}: input {spec.input_size}² is too small for this network")
+        size[n.name] = s
+    return size
