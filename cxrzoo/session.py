@@ -32,6 +32,7 @@ def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory
         "spark.sql.shuffle.partitions": "8",
         "spark.ui.showConsoleProgress": "false",
         "spark.python.worker.reuse": "true",
+        "spark.sql.files.maxPartitionBytes": "32m",  # ≈ 80 NIH PNGs per ingest task
         "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
     }
     if master.startswith("local"):
@@ -80,10 +81,13 @@ def get_spark(master: str | None = None, app_name: str = "cxrzoo", driver_memory
             return active
         ensure_java_home()
         os.environ["PYSPARK_PYTHON"] = sys.executable
+        resolved = master or os.environ.get("CXRZOO_MASTER", "local[*]")
+        if resolved.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         from bigdl.dllib.nncontext import init_nncontext, init_spark_conf
 
-        settings = spark_conf(master or os.environ.get("CXRZOO_MASTER", "local[*]"), app_name, driver_memory,
+        settings = spark_conf(resolved, app_name, driver_memory,
                               executor_cores, executor_memory, num_executors, conf)
         sc = init_nncontext(init_spark_conf(settings), redirect_spark_log=False, spark_log_level="WARN")
         _quiet_bigdl(sc)

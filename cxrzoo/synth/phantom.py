@@ -166,7 +166,7 @@ def _lung_point(a: Anatomy, rng: np.random.Generator, side: int, ylo: float, yhi
     return x, y
 
 
-# --- signs: each takes (img, lungs, anatomy, rng, strength in [0.35, 1]) ---
+# --- signs: each takes (img, lungs, anatomy, rng, strength in [0.5, 1]) ---
 
 def _atelectasis(img, lungs, a, rng, s):
     x, y = _lung_point(a, rng, int(rng.integers(2)), 0.6, 0.85)
@@ -344,7 +344,7 @@ def render(findings: str, size: int, seed: int, view: str = "PA") -> np.ndarray:
         raise ValueError(f"size must be >= 16, got {size}")
     rng = np.random.default_rng(seed)
     names = [n for n in findings.split("|") if n in SIGNS or n in GEOMETRY]
-    strength = {n: float(rng.uniform(0.35, 1.0)) for n in names}
+    strength = {n: float(rng.uniform(0.5, 1.0)) for n in names}
     a = Anatomy(rng, view)
     for n in names:
         if n in GEOMETRY:

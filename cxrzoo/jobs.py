@@ -1,0 +1,85 @@
+"""The stages as plain functions over paths, shared by the CLI and the demo.
+
+synth → ingest → (preprocess + train) → evaluate → export → score.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cxrzoo.evaluate import AucReport, evaluate_auc
+from cxrzoo.export import export_openvino
+from cxrzoo.ingest import IngestReport, read_images, read_nih_with_report
+from cxrzoo.io import write_parquet_atomic
+from cxrzoo.labels import LABELS
+from cxrzoo.preprocess import CXRPreprocessor
+from cxrzoo.score import OpenVINOScorer, read_card
+from cxrzoo.train import CXREstimator, CXRModel
+
+log = logging.getLogger(__name__)
+
+
+def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 256,
+           split: str | None = None) -> IngestReport:
+    """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``."""
+    df, report = read_nih_with_report(spark, images, labels, size=size, split=split)
+    write_parquet_atomic(df, out)
+    errors = spark.read.parquet(out).where(F.col("error").isNotNull()).select("error").limit(5).collect()
+    for row in errors:
+        log.warning("ingest: %s", row.error)
+    Path(out, "_ingest_report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+    return report
+
+
+def _image_size(df: DataFrame) -> int:
+    row = df.where(F.col("image").isNotNull()).select(F.length("image").alias("n")).first()
+    if row is None:
+        raise ValueError("the dataset has no decoded images")
+    return int(round(row["n"] ** 0.5))
+
+
+def train(spark: SparkSession, data: str, out: str, epochs: int = 10, batch_size: int = 32,
+          model_name: str = "tiny", learning_rate: float = 1e-3, normalization: str = "caffe",
+          seed: int = 0) -> CXRModel:
+    """Preprocess (with augmentation) and train on an ingested Parquet dataset; save the model atomically."""
+    df = spark.read.parquet(data)
+    prep = CXRPreprocessor(normalization=normalization, augment=True, seed=seed)
+    est = CXREstimator(modelName=model_name, epochs=epochs, batchSize=batch_size, learningRate=learning_rate,
+                       seed=seed, imageSize=_image_size(df), normalization=normalization)
+    model = est.fit(prep.transform(df))
+    model.write().overwrite().save(out)
+    return model
+
+
+def evaluate(spark: SparkSession, model_dir: str, data: str) -> AucReport:
+    """Per-disease AUC of a saved model on an ingested Parquet dataset (center crop, no augmentation)."""
+    model = CXRModel.load(model_dir)
+    prep = CXRPreprocessor(normalization=model.getNormalization(), augment=False)
+    return evaluate_auc(model.transform(prep.transform(spark.read.parquet(data))))
+
+
+def export(model_dir: str, out: str, metrics: dict | None = None) -> Path:
+    """Export a saved model to an OpenVINO IR directory."""
+    return export_openvino(model_dir, out, metrics=metrics)
+
+
+def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None, data: str | None = None) -> int:
+    """Score a directory of images or an ingested Parquet dataset; write ``image_index``, one column per label,
+    ``error`` as Parquet (atomically). Returns the number of rows."""
+    if (images is None) == (data is None):
+        raise ValueError("give exactly one of images= (a directory) or data= (a Parquet dataset)")
+    card = read_card(ir_dir)
+    size = int(card["input"]["shape"][1])
+    df = read_images(spark, images, size=size) if images else spark.read.parquet(data)
+    if data is not None and _image_size(df) != size:
+        raise ValueError(f"{data} holds {_image_size(df)}² images but {ir_dir} takes {size}²; re-ingest with "
+                         f"--size {size} or score with --images")
+    scored = OpenVINOScorer(modelDir=ir_dir).transform(df)
+    cols = [F.col("probabilities")[i].alias(name) for i, name in enumerate(card.get("labels", LABELS))]
+    result = scored.select("image_index", *cols, "error")
+    write_parquet_atomic(result, out)
+    return spark.read.parquet(out).count()

@@ -1,0 +1,128 @@
+"""Params mixins shared by cxrzoo's stages, one per concept, as ``pyspark.ml.param.shared`` does."""
+from __future__ import annotations
+
+from pyspark.ml.param import Param, Params, TypeConverters
+
+NORMALIZATIONS = {
+    # per output channel: (mean, std) on 0–255 pixels
+    "caffe": ((123.68, 116.779, 103.939), (1.0, 1.0, 1.0)),  # the seed's mean subtraction
+    "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),  # torchvision's mean/std
+}
+
+
+def _one_of(name: str, allowed) -> callable:
+    def convert(value):
+        v = TypeConverters.toString(value)
+        if v not in allowed:
+            raise ValueError(f"{name} must be one of {sorted(allowed)}, got {v!r}")
+        return v
+    return convert
+
+
+def _positive_int(name: str):
+    def convert(value):
+        v = TypeConverters.toInt(value)
+        if v <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        return v
+    return convert
+
+
+def _probability(name: str):
+    def convert(value):
+        v = TypeConverters.toFloat(value)
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        return v
+    return convert
+
+
+class HasCropSize(Params):
+    """Mixin for param cropSize: side of the square center/random crop fed to the network."""
+
+    cropSize = Param(Params._dummy(), "cropSize", "side of the square crop fed to the network",
+                     typeConverter=_positive_int("cropSize"))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(cropSize=224)
+
+    def getCropSize(self) -> int:
+        """Gets the value of cropSize or its default value."""
+        return self.getOrDefault(self.cropSize)
+
+
+class HasNormalization(Params):
+    """Mixin for param normalization: channel normalization, 'caffe' (seed) or 'imagenet'."""
+
+    normalization = Param(Params._dummy(), "normalization",
+                          "channel normalization: 'caffe' subtracts (123.68, 116.779, 103.939) as the seed did; "
+                          "'imagenet' uses torchvision's mean/std",
+                          typeConverter=_one_of("normalization", NORMALIZATIONS))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(normalization="caffe")
+
+    def getNormalization(self) -> str:
+        """Gets the value of normalization or its default value."""
+        return self.getOrDefault(self.normalization)
+
+
+class HasModelName(Params):
+    """Mixin for param modelName: a name in the model registry."""
+
+    modelName = Param(Params._dummy(), "modelName", "network to train, a name from cxrzoo.models.list_models()",
+                      typeConverter=TypeConverters.toString)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(modelName="tiny")
+
+    def getModelName(self) -> str:
+        """Gets the value of modelName or its default value."""
+        return self.getOrDefault(self.modelName)
+
+
+class HasTrainingParams(Params):
+    """Mixin for the optimisation params: epochs, batchSize, learningRate, optimizer, dropout, engine."""
+
+    epochs = Param(Params._dummy(), "epochs", "number of passes over the training data",
+                   typeConverter=_positive_int("epochs"))
+    batchSize = Param(Params._dummy(), "batchSize",
+                      "global batch size; must be a multiple of the total executor cores",
+                      typeConverter=_positive_int("batchSize"))
+    learningRate = Param(Params._dummy(), "learningRate", "learning rate", typeConverter=TypeConverters.toFloat)
+    optimizer = Param(Params._dummy(), "optimizer", "'adam' or 'sgd' (momentum 0.9, Nesterov)",
+                      typeConverter=_one_of("optimizer", {"adam", "sgd"}))
+    dropout = Param(Params._dummy(), "dropout", "dropout before the classifier",
+                    typeConverter=_probability("dropout"))
+    engine = Param(Params._dummy(), "engine", "training engine", typeConverter=_one_of("engine", {"bigdl"}))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(epochs=10, batchSize=32, learningRate=1e-3, optimizer="adam", dropout=0.2, engine="bigdl")
+
+    def getEpochs(self) -> int:
+        """Gets the value of epochs or its default value."""
+        return self.getOrDefault(self.epochs)
+
+    def getBatchSize(self) -> int:
+        """Gets the value of batchSize or its default value."""
+        return self.getOrDefault(self.batchSize)
+
+    def getLearningRate(self) -> float:
+        """Gets the value of learningRate or its default value."""
+        return self.getOrDefault(self.learningRate)
+
+    def getOptimizer(self) -> str:
+        """Gets the value of optimizer or its default value."""
+        return self.getOrDefault(self.optimizer)
+
+    def getDropout(self) -> float:
+        """Gets the value of dropout or its default value."""
+        return self.getOrDefault(self.dropout)
+
+    def getEngine(self) -> str:
+        """Gets the value of engine or its default value."""
+        return self.getOrDefault(self.engine)

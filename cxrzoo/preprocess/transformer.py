@@ -1,0 +1,115 @@
+"""``CXRPreprocessor``: the preprocessing chain as a Spark ML Transformer over Arrow batches."""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+from pyspark import keyword_only
+from pyspark.ml import Transformer
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol, HasSeed
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from cxrzoo.params import NORMALIZATIONS, HasCropSize, HasNormalization
+from cxrzoo.preprocess.chain import ChainConfig, apply_chain
+
+
+class CXRPreprocessor(Transformer, HasInputCol, HasOutputCol, HasSeed, HasCropSize, HasNormalization,
+                      DefaultParamsReadable, DefaultParamsWritable):
+    """Gray ``image`` bytes → ``features``: the seed's chain, CHW float32 flattened to array<float>.
+
+    Rows whose image is null (a decode error) get null features; their ``error`` stays.
+
+    Examples
+    --------
+    >>> prep = CXRPreprocessor(cropSize=224, augment=False)
+    >>> prep.getCropSize(), prep.getNormalization()
+    (224, 'caffe')
+    """
+
+    augment = Param(Params._dummy(), "augment", "random flip and brightness (training); False: center crop only",
+                    typeConverter=TypeConverters.toBoolean)
+    flipProb = Param(Params._dummy(), "flipProb", "probability of a horizontal flip", TypeConverters.toFloat)
+    brightnessDelta = Param(Params._dummy(), "brightnessDelta", "brightness shift drawn from U[0, delta] (0–255)",
+                            TypeConverters.toFloat)
+    brightnessProb = Param(Params._dummy(), "brightnessProb", "probability of a brightness shift",
+                           TypeConverters.toFloat)
+    keyCol = Param(Params._dummy(), "keyCol", "column whose value keys each row's random decisions",
+                   TypeConverters.toString)
+    epoch = Param(Params._dummy(), "epoch", "epoch number mixed into the random decisions", TypeConverters.toInt)
+
+    @keyword_only
+    def __init__(self, *, inputCol: str = "image", outputCol: str = "features", cropSize: int = 224,
+                 normalization: str = "caffe", augment: bool = True, flipProb: float = 0.5,
+                 brightnessDelta: float = 32.0, brightnessProb: float = 0.5, keyCol: str = "image_index",
+                 seed: int = 0, epoch: int = 0) -> None:
+        super().__init__()
+        self._setDefault(inputCol="image", outputCol="features", augment=True, flipProb=0.5, brightnessDelta=32.0,
+                         brightnessProb=0.5, keyCol="image_index", seed=0, epoch=0)
+        self._set(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs) -> "CXRPreprocessor":
+        """Set any of the constructor's params."""
+        return self._set(**self._input_kwargs)
+
+    def setAugment(self, value: bool) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`augment`."""
+        return self._set(augment=value)
+
+    def chain_config(self) -> ChainConfig:
+        """The chain's settings as a plain dataclass."""
+        mean, std = NORMALIZATIONS[self.getNormalization()]
+        return ChainConfig(crop=self.getCropSize(), flip_prob=self.getOrDefault(self.flipProb),
+                           brightness_delta=self.getOrDefault(self.brightnessDelta),
+                           brightness_prob=self.getOrDefault(self.brightnessProb), mean=mean, std=std,
+                           augment=self.getOrDefault(self.augment))
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        cfg = self.chain_config()
+        in_col, out_col = self.getInputCol(), self.getOutputCol()
+        key_col = self.getOrDefault(self.keyCol)
+        seed, epoch = self.getOrDefault(self.seed), self.getOrDefault(self.epoch)
+        for col in (in_col, key_col):
+            if col not in dataset.columns:
+                raise ValueError(f"CXRPreprocessor: input has no column {col!r}; columns: {dataset.columns}")
+        fields = [f for f in dataset.schema.fields if f.name != out_col]
+        schema = T.StructType(fields + [T.StructField(out_col, T.ArrayType(T.FloatType(), False), True)])
+        names = [f.name for f in fields]
+
+        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                yield _process_batch(batch, names, in_col, key_col, out_col, cfg, seed, epoch)
+
+        return dataset.mapInArrow(run, schema)
+
+
+def _process_batch(batch: pa.RecordBatch, names: list[str], in_col: str, key_col: str, out_col: str,
+                   cfg: ChainConfig, seed: int, epoch: int) -> pa.RecordBatch:
+    images = batch.column(in_col).to_pylist()
+    keys = [str(k) for k in batch.column(key_col).to_pylist()]
+    valid = [i for i, b in enumerate(images) if b is not None]
+    per = cfg.crop * cfg.crop * 3
+    flat = np.zeros(len(valid) * per, np.float32)
+    if valid:
+        side = math.isqrt(len(images[valid[0]]))
+        stack = np.empty((len(valid), side, side), np.uint8)
+        for j, i in enumerate(valid):
+            buf = images[i]
+            if len(buf) != side * side:
+                raise ValueError(f"row {keys[i]!r}: image has {len(buf)} bytes, expected {side}x{side}; "
+                                 "all images of a batch must share one size (ingest with a fixed --size)")
+            stack[j] = np.frombuffer(buf, np.uint8).reshape(side, side)
+        flat = apply_chain(stack, [keys[i] for i in valid], cfg, seed, epoch).reshape(-1)
+    offsets = np.zeros(len(images) + 1, np.int32)
+    lengths = np.zeros(len(images), np.int32)
+    lengths[valid] = per
+    np.cumsum(lengths, out=offsets[1:])
+    mask = np.ones(len(images), bool)
+    mask[valid] = False
+    features = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat), mask=pa.array(mask))
+    return pa.RecordBatch.from_arrays([batch.column(n) for n in names] + [features], names=names + [out_col])
