@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
+from typing import Iterator
 
 log = logging.getLogger("cxrzoo")
 
@@ -34,14 +37,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
 
     jobs.train(_spark(args), args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
-               model_name=args.model, learning_rate=args.lr, normalization=args.normalization, seed=args.seed)
+               model_name=args.model, learning_rate=args.lr, normalization=args.normalization, seed=args.seed,
+               crop=args.crop)
     log.info("model saved to %s", args.out)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout (Python's and the JVM's fd 1) to stderr for the duration."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
 
-    rep = jobs.evaluate(_spark(args), args.model, args.data)
+    with _stdout_to_stderr() if args.json else contextlib.nullcontext():
+        rep = jobs.evaluate(_spark(args), args.model, args.data)
     if args.json:
         sys.stdout.write(json.dumps(rep.as_dict()) + "\n")
     else:
@@ -106,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--normalization", default="caffe", choices=["caffe", "imagenet"],
                    help="channel normalization (default: caffe, the seed's mean subtraction)")
+    p.add_argument("--crop", type=int, default=224, help="center/random crop fed to the network (default: 224)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     _add_master(p)
     p.set_defaults(func=cmd_train)

@@ -34,7 +34,8 @@ def parity(spark, model_dir: str, ir_dir: str, data: str, limit: int = 64) -> fl
 
     model = CXRModel.load(model_dir)
     df = spark.read.parquet(data).where(F.col("image").isNotNull()).orderBy("image_index").limit(limit).cache()
-    feats = CXRPreprocessor(normalization=model.getNormalization(), augment=False).transform(df)
+    feats = CXRPreprocessor(cropSize=model.spec.input_size, normalization=model.getNormalization(),
+                            augment=False).transform(df)
     bigdl = {r.image_index: r.probabilities for r in
              model.transform(feats).select("image_index", "probabilities").collect()}
     ov = {r.image_index: r.ov for r in

@@ -89,7 +89,11 @@ def get_spark(master: str | None = None, app_name: str = "cxrzoo", driver_memory
 
         settings = spark_conf(resolved, app_name, driver_memory,
                               executor_cores, executor_memory, num_executors, conf)
+        python_home = os.environ.get("PYTHONHOME")
         sc = init_nncontext(init_spark_conf(settings), redirect_spark_log=False, spark_log_level="WARN")
+        # BigDL points PYTHONHOME at the venv, which breaks every Python subprocess started later
+        if python_home is None:
+            os.environ.pop("PYTHONHOME", None)
         _quiet_bigdl(sc)
         spark = SparkSession.builder.getOrCreate()
         get_spark._bigdl_ready = True  # type: ignore[attr-defined]

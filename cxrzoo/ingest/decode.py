@@ -53,6 +53,8 @@ def decode_gray(data: bytes, size: int | None = None, max_pixels: int = DEFAULT_
             raise ImageDecodeError(f"PNG header declares a {w}x{h} image")
         if w * h > max_pixels:
             raise ImageDecodeError(f"PNG header declares {w}x{h} pixels, over the limit of {max_pixels}")
+        if data.rfind(b"IEND", max(0, len(data) - 4096)) < 0:
+            raise ImageDecodeError("truncated PNG (no IEND chunk at the end); re-copy the file")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:
         head = bytes(data[:8])

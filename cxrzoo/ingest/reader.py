@@ -104,15 +104,15 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
         raise ValueError(f"size must be >= 8, got {size}")
     labels = read_labels_csv(labels_csv)
     report = IngestReport(label_rows=len(labels))
+    all_csv = set(labels["image_index"])
     if split:
         names = read_split_list(split)
         keep = labels["image_index"].isin(names)
         report.outside_split = int((~keep).sum())
         labels = labels[keep]
-    files = list_image_files(spark, images)
-    on_disk = {r[0] for r in files.select("image_index").collect()}
+    listed = {r.image_index: r.path for r in list_image_files(spark, images).select("image_index", "path").collect()}
+    on_disk = set(listed)
     in_csv = set(labels["image_index"])
-    all_csv = set(read_labels_csv(labels_csv)["image_index"]) if split else in_csv
     no_row = sorted(on_disk - all_csv)
     no_image = sorted(in_csv - on_disk)
     report.images_found = len(on_disk)
@@ -130,6 +130,9 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
     rows = [tuple(r) for r in matched[cols].itertuples(index=False, name=None)]
     schema = T.StructType([LABEL_SCHEMA[c] for c in cols])
     label_df = spark.createDataFrame(rows, schema)
+    wanted = sorted(listed[n] for n in on_disk & in_csv)  # read only the matched files' bytes
+    files = (spark.read.format("binaryFile").load(wanted) if wanted else list_image_files(spark, images).limit(0))
+    files = files.withColumn("image_index", F.element_at(F.split("path", "/"), -1))
     joined = files.join(F.broadcast(label_df), "image_index", "inner")
     df = decode_images(joined.select("path", *cols, "content"), size, max_pixels)
     ordered = ["image_index", "patient_id", "labels", "image", "error"] + [

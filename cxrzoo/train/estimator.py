@@ -10,6 +10,7 @@ from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReadable, MLWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -56,7 +57,7 @@ def _input_size(df: DataFrame, features_col: str) -> int:
     return side
 
 
-class CXREstimator(Estimator, _CXRParams):
+class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWritable):
     """Train a registry network on ``features`` (3×S×S float) against ``labels`` (14 floats).
 
     Training is BigDL's distributed synchronous mini-batch SGD over the Spark
@@ -112,7 +113,7 @@ class CXREstimator(Estimator, _CXRParams):
         return self._copyValues(model)
 
 
-class CXRModel(Model, _CXRParams):
+class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
     """A trained network; ``transform`` appends ``probabilities`` (array<float> of 14)."""
 
     def __init__(self, net: Any = None, spec: NetSpec | None = None, backend: Engine | None = None) -> None:

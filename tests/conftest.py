@@ -1,0 +1,40 @@
+"""Shared fixtures: one SparkSession (local[2], BigDL initialised) and one small synthetic dataset."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CXRZOO_SHARED_DATA", ROOT.parent / "shared" / "data"))
+NIH_CSV = SHARED_DATA / "Data_Entry_2017_v2020.csv.gz"
+NIH_SAMPLE = SHARED_DATA / "nih-sample"
+
+needs_nih = pytest.mark.skipif(not (NIH_CSV.exists() and NIH_SAMPLE.is_dir()),
+                               reason=f"real NIH data not found at {SHARED_DATA}")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from cxrzoo.session import get_spark
+
+    return get_spark(master="local[2]", driver_memory="4g", app_name="cxrzoo-tests")
+
+
+@pytest.fixture(scope="session")
+def synth_ds(tmp_path_factory):
+    """60 synthetic 128² radiographs with NIH-format labels and splits."""
+    from cxrzoo.synth import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("synth"), n=60, size=128, seed=3, workers=1)
+
+
+@pytest.fixture(scope="session")
+def ingested(spark, synth_ds, tmp_path_factory):
+    """The synthetic set ingested at 72² (the tiny model then sees 64² crops), as Parquet."""
+    from cxrzoo import jobs
+
+    out = str(tmp_path_factory.mktemp("ingest") / "all.parquet")
+    jobs.ingest(spark, str(synth_ds.images), str(synth_ds.labels_csv), out, size=72)
+    return out

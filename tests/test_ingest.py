@@ -1,0 +1,119 @@
+"""Ingest: label CSV variants, decoding in Spark, error rows, unmatched files, the real NIH sample."""
+import gzip
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from cxrzoo.ingest import (ImageDecodeError, LabelFileError, decode_gray, read_labels_csv, read_nih,
+                           read_nih_with_report)
+from cxrzoo.labels import LABELS
+
+from conftest import NIH_CSV, NIH_SAMPLE, needs_nih
+
+
+def test_schema_and_values(spark, ingested, synth_ds):
+    df = spark.read.parquet(ingested)
+    types = dict(df.dtypes)
+    assert types["image_index"] == "string" and types["patient_id"] == "int"
+    assert types["labels"] == "array<float>" and types["image"] == "binary" and types["error"] == "string"
+    rows = {r.image_index: r for r in df.collect()}
+    assert len(rows) == 60 and all(r.error is None for r in rows.values())
+    name = sorted(rows)[0]
+    img = np.frombuffer(rows[name].image, np.uint8).reshape(72, 72)
+    ref = cv2.resize(cv2.imread(str(synth_ds.images / name), cv2.IMREAD_GRAYSCALE), (72, 72),
+                     interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(img, ref)
+    labels = read_labels_csv(synth_ds.labels_csv).set_index("image_index")["labels"]
+    assert list(rows[name].labels) == labels[name]
+
+
+def test_split_restricts_rows(spark, synth_ds):
+    df = read_nih(spark, str(synth_ds.images), str(synth_ds.labels_csv), size=32, split=str(synth_ds.test_list))
+    assert sorted(r.image_index for r in df.select("image_index").collect()) == \
+        sorted(synth_ds.test_list.read_text().split())
+
+
+def test_bad_and_unmatched_files_are_reported(spark, synth_ds, tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(synth_ds.images, images)
+    victims = sorted(images.glob("*.png"))
+    victims[0].write_bytes(b"this is not a png")
+    data = victims[1].read_bytes()
+    victims[1].write_bytes(data[: len(data) // 3])  # truncated
+    victims[2].unlink()  # CSV row without an image
+    (images / "99999999_000.png").write_bytes(victims[3].read_bytes())  # image without a CSV row
+    df, report = read_nih_with_report(spark, str(images), str(synth_ds.labels_csv), size=32)
+    rows = {r.image_index: r for r in df.collect()}
+    assert report.rows_without_image == 1 and report.examples_without_image == [victims[2].name]
+    assert report.images_without_row == 1 and report.examples_without_row == ["99999999_000.png"]
+    assert len(rows) == 59 and report.matched == 59  # 60 rows, one image deleted
+    bad = rows[victims[0].name]
+    assert bad.image is None and victims[0].name in bad.error and "not a decodable image" in bad.error
+    cut = rows[victims[1].name]
+    assert cut.image is None and "truncated PNG" in cut.error
+    assert sum(r.error is None for r in rows.values()) == 57
+
+
+def test_both_csv_variants(tmp_path, synth_ds):
+    text = synth_ds.labels_csv.read_text()
+    v2020 = "\n".join(line.rstrip(",") for line in text.splitlines()) + "\n"
+    p = tmp_path / "Data_Entry_2017_v2020.csv.gz"
+    with gzip.open(p, "wt") as f:
+        f.write(v2020)
+    a, b = read_labels_csv(synth_ds.labels_csv), read_labels_csv(p)
+    assert a["image_index"].tolist() == b["image_index"].tolist()
+    assert a["labels"].tolist() == b["labels"].tolist()
+
+
+def test_unknown_label_error_names_the_row(tmp_path, synth_ds):
+    lines = synth_ds.labels_csv.read_text().splitlines()
+    parts = lines[5].split(",")
+    parts[1] = "Cardiomegaly|Pneumonitis"
+    lines[5] = ",".join(parts)
+    p = tmp_path / "bad.csv"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"bad\.csv:6 .*Pneumonitis"):
+        read_labels_csv(p)
+
+
+def test_missing_column_is_explained(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b\n1,2\n")
+    with pytest.raises(LabelFileError, match="missing column"):
+        read_labels_csv(p)
+
+
+def test_decode_rejects_garbage_and_bombs():
+    with pytest.raises(ImageDecodeError, match="empty"):
+        decode_gray(b"")
+    with pytest.raises(ImageDecodeError, match="not a decodable image"):
+        decode_gray(b"GIF89a-nope")
+    ok, buf = cv2.imencode(".png", np.zeros((64, 64), np.uint8))
+    with pytest.raises(ImageDecodeError, match="over the limit"):
+        decode_gray(buf.tobytes(), 32, max_pixels=1000)
+
+
+def test_decode_rgba_to_gray():
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[..., 3] = 10, 120, 250, 7
+    ok, buf = cv2.imencode(".png", rgba)
+    gray = decode_gray(buf.tobytes())
+    assert gray.shape == (40, 40)
+    assert gray[0, 0] == cv2.cvtColor(rgba[:1, :1, :3], cv2.COLOR_BGR2GRAY)[0, 0]
+
+
+@needs_nih
+def test_real_nih_sample(spark):
+    df, report = read_nih_with_report(spark, str(NIH_SAMPLE), str(NIH_CSV), size=256)
+    rows = {r.image_index: r for r in df.collect()}
+    assert len(rows) == 14 and report.images_without_row == 0
+    assert report.rows_without_image == 112120 - 14
+    assert all(r.error is None and len(r.image) == 256 * 256 for r in rows.values())
+    assert list(rows["00000001_000.png"].labels) == [1.0 if n == "Cardiomegaly" else 0.0 for n in LABELS]
+    rgba = rows["00000004_000.png"]  # colour type 6 in the original release
+    ref = cv2.resize(cv2.imread(str(NIH_SAMPLE / "00000004_000.png"), cv2.IMREAD_GRAYSCALE), (256, 256),
+                     interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(np.frombuffer(rgba.image, np.uint8).reshape(256, 256), ref)
+    assert rows["00027426_000.png"].patient_id == 27426

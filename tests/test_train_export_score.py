@@ -1,0 +1,157 @@
+"""Training with real BigDL, save/load, per-disease AUC, OpenVINO export parity and Spark scoring."""
+import json
+
+import numpy as np
+import pytest
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.sql import functions as F
+
+from cxrzoo import jobs
+from cxrzoo.evaluate import evaluate_auc
+from cxrzoo.export import WeightMismatchError, export_openvino
+from cxrzoo.labels import LABELS
+from cxrzoo.preprocess import CXRPreprocessor
+from cxrzoo.score import NotAnIRDirError, OpenVINOScorer, load_scorer
+from cxrzoo.train import CXREstimator, CXRModel, ModelDirError, load_weights
+
+
+@pytest.fixture(scope="module")
+def trained(spark, ingested, tmp_path_factory):
+    """A tiny model trained for 2 epochs on 64² crops, saved to disk."""
+    df = spark.read.parquet(ingested)
+    prep = CXRPreprocessor(cropSize=64)
+    est = CXREstimator(epochs=2, batchSize=8, imageSize=72, seed=1)
+    pipe = Pipeline(stages=[prep, est]).fit(df)
+    model = pipe.stages[-1]
+    path = str(tmp_path_factory.mktemp("model") / "model")
+    model.save(path)
+    return model, path
+
+
+def _features(spark, ingested, limit=None):
+    df = spark.read.parquet(ingested).orderBy("image_index")
+    if limit:
+        df = df.limit(limit)
+    return CXRPreprocessor(cropSize=64, augment=False).transform(df)
+
+
+def test_transform_adds_probabilities(spark, ingested, trained):
+    model, _ = trained
+    out = model.transform(_features(spark, ingested)).select("image_index", "probabilities").collect()
+    assert len(out) == 60
+    p = np.array([r.probabilities for r in out])
+    assert p.shape == (60, 14) and np.isfinite(p).all() and (p > 0).all() and (p < 1).all()
+
+
+def test_training_lowers_the_loss(spark, ingested):
+    df = _features(spark, ingested).cache()
+    y = np.array([r.labels for r in df.orderBy("image_index").select("labels").collect()])
+
+    def bce(model):
+        p = np.array([r.probabilities for r in model.transform(df).orderBy("image_index").collect()])
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+    short = CXREstimator(epochs=1, batchSize=8, seed=2, learningRate=3e-3).fit(df)
+    longer = CXREstimator(epochs=6, batchSize=8, seed=2, learningRate=3e-3).fit(df)
+    assert bce(longer) < bce(short) < 0.6931  # below chance after one epoch, lower after six
+    df.unpersist()
+
+
+def test_save_load_round_trip(spark, ingested, trained):
+    model, path = trained
+    back = CXRModel.load(path)
+    assert back.getModelName() == "tiny" and back.getEpochs() == 2 and back.getImageSize() == 72
+    assert "batchSize" in back.explainParams()
+    feats = _features(spark, ingested, limit=8)
+    a = np.array([r.probabilities for r in model.transform(feats).orderBy("image_index").collect()])
+    b = np.array([r.probabilities for r in back.transform(feats).orderBy("image_index").collect()])
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(FileExistsError):
+        model.save(path)
+    with pytest.raises(ModelDirError):
+        CXRModel.load(str(path) + "-missing")
+
+
+def test_estimator_validates(spark, ingested):
+    with pytest.raises(KeyError, match="tiny"):
+        CXREstimator(modelName="resnet9999")
+    with pytest.raises(ValueError, match="multiple of the 2 executor cores"):
+        CXREstimator(batchSize=7).fit(_features(spark, ingested, limit=4))
+
+
+def test_auc_reports_classes_without_positives(spark):
+    rows = [([1.0] + [0.0] * 13, [0.9] + [0.5] * 13), ([0.0] * 14, [0.1] + [0.5] * 13),
+            ([1.0] + [0.0] * 13, [0.8] + [0.5] * 13), ([0.0] * 14, [0.85] + [0.5] * 13)]
+    df = spark.createDataFrame(rows, "labels array<float>, probabilities array<float>")
+    rep = evaluate_auc(df)
+    assert rep.auc["Atelectasis"] == pytest.approx(0.75)
+    assert rep.auc["Hernia"] is None and rep.positives["Hernia"] == 0
+    assert rep.mean_auc == pytest.approx(0.75)
+    assert "no positives" in rep.table()
+
+
+def test_export_matches_bigdl(spark, ingested, trained, tmp_path):
+    model, path = trained
+    ir = export_openvino(path, tmp_path / "ir")
+    card = json.loads((ir / "cxrzoo.json").read_text())
+    assert card["labels"] == list(LABELS) and card["input"]["shape"] == [-1, 72, 72]
+    assert card["preprocessing"]["center_crop"] == 64
+    df = spark.read.parquet(ingested).orderBy("image_index").limit(16)
+    rows = model.transform(CXRPreprocessor(cropSize=64, augment=False).transform(df)).orderBy("image_index")
+    rows = rows.select("image", "probabilities").collect()
+    images = np.stack([np.frombuffer(r.image, np.uint8).reshape(72, 72) for r in rows])
+    ov = load_scorer(ir).infer(images)
+    np.testing.assert_allclose(ov, np.array([r.probabilities for r in rows]), atol=1e-4)
+
+
+def test_export_refuses_mismatched_weights(trained, tmp_path):
+    from cxrzoo.export import build_openvino_model
+    from cxrzoo.models import create_spec
+
+    _, path = trained
+    w = load_weights(f"{path}/weights.npz")
+    del w["conv2"]
+    w["fc"]["weight"] = w["fc"]["weight"][:, :5]
+    with pytest.raises(WeightMismatchError, match=r"(?s)2 weight mismatch.*conv2/weight: missing.*fc/weight: shape"):
+        build_openvino_model(create_spec("tiny", input_size=64), w, 72, (0, 0, 0), (1, 1, 1))
+
+
+def test_score_in_spark_with_error_rows(spark, ingested, trained, synth_ds, tmp_path):
+    _, path = trained
+    ir = str(export_openvino(path, tmp_path / "ir"))
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in sorted(synth_ds.images.glob("*.png"))[:5]:
+        (images / p.name).write_bytes(p.read_bytes())
+    (images / "00000000_000.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = str(tmp_path / "scores.parquet")
+    assert jobs.score(spark, ir, out, images=str(images)) == 6
+    assert jobs.score(spark, ir, out, images=str(images)) == 6  # rerun replaces, never duplicates
+    res = {r.image_index: r for r in spark.read.parquet(out).collect()}
+    assert set(spark.read.parquet(out).columns) == {"image_index", "error", *LABELS}
+    bad = res["00000000_000.png"]
+    assert bad.error and bad.Atelectasis is None
+    assert all(res[n].error is None and 0 < res[n].Cardiomegaly < 1 for n in res if n != "00000000_000.png")
+    with pytest.raises(NotAnIRDirError):
+        OpenVINOScorer(modelDir=str(tmp_path)).transform(spark.read.parquet(ingested))
+
+
+def test_cli_evaluate_json(spark, ingested, trained, capsys):
+    from cxrzoo.cli import main
+
+    _, path = trained
+    main(["-q", "evaluate", "--model", path, "--data", ingested, "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["auc"]) == set(LABELS) and "mean_auc" in result
+    assert result["mean_auc"] is None or 0 <= result["mean_auc"] <= 1
+
+
+def test_pipeline_model_save_load(spark, ingested, tmp_path):
+    df = spark.read.parquet(ingested)
+    pm = Pipeline(stages=[CXRPreprocessor(cropSize=64), CXREstimator(epochs=1, batchSize=8)]).fit(df)
+    pm.save(str(tmp_path / "pipe"))
+    back = PipelineModel.load(str(tmp_path / "pipe"))
+    assert isinstance(back.stages[-1], CXRModel) and back.stages[0].getCropSize() == 64
+    n = back.transform(df).where(F.col("probabilities").isNotNull()).count()
+    assert n == 60
