@@ -64,11 +64,13 @@ def test_transformer_in_spark(spark, ingested, tmp_path):
 
 def test_transformer_keeps_error_rows(spark):
     df = spark.createDataFrame([("a.png", None, "a.png: not a decodable image"),
-                                ("b.png", bytes(range(256)) * 16, None)],
-                               "image_index string, image binary, error string")
+                                ("b.png", bytes(range(256)) * 16, None),
+                                ("c.png", bytes(50 * 50), None)],
+                               "image_index string, image binary, error string").coalesce(1)
     rows = {r.image_index: r for r in CXRPreprocessor(cropSize=48).transform(df).collect()}
-    assert rows["a.png"].features is None and rows["a.png"].error
-    assert len(rows["b.png"].features) == 3 * 48 * 48
+    assert rows["a.png"].features is None and rows["a.png"].error == "a.png: not a decodable image"
+    assert len(rows["b.png"].features) == 3 * 48 * 48 and rows["b.png"].error is None
+    assert rows["c.png"].features is None and "one --size" in rows["c.png"].error
 
 
 def test_invalid_params_rejected():

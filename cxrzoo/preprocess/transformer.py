@@ -14,6 +14,7 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from cxrzoo.arrowutil import rows_to_list_array
 from cxrzoo.params import NORMALIZATIONS, HasCropSize, HasNormalization
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain
 
@@ -93,23 +94,21 @@ def _process_batch(batch: pa.RecordBatch, names: list[str], in_col: str, key_col
     images = batch.column(in_col).to_pylist()
     keys = [str(k) for k in batch.column(key_col).to_pylist()]
     valid = [i for i, b in enumerate(images) if b is not None]
-    per = cfg.crop * cfg.crop * 3
-    flat = np.zeros(len(valid) * per, np.float32)
+    side = math.isqrt(len(images[valid[0]])) if valid else 0
+    misfit = [i for i in valid if len(images[i]) != side * side or side < cfg.crop]
+    valid = [i for i in valid if i not in set(misfit)]
+    flat = np.zeros((0, 3 * cfg.crop * cfg.crop), np.float32)
     if valid:
-        side = math.isqrt(len(images[valid[0]]))
         stack = np.empty((len(valid), side, side), np.uint8)
         for j, i in enumerate(valid):
-            buf = images[i]
-            if len(buf) != side * side:
-                raise ValueError(f"row {keys[i]!r}: image has {len(buf)} bytes, expected {side}x{side}; "
-                                 "all images of a batch must share one size (ingest with a fixed --size)")
-            stack[j] = np.frombuffer(buf, np.uint8).reshape(side, side)
-        flat = apply_chain(stack, [keys[i] for i in valid], cfg, seed, epoch).reshape(-1)
-    offsets = np.zeros(len(images) + 1, np.int32)
-    lengths = np.zeros(len(images), np.int32)
-    lengths[valid] = per
-    np.cumsum(lengths, out=offsets[1:])
-    mask = np.ones(len(images), bool)
-    mask[valid] = False
-    features = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat), mask=pa.array(mask))
-    return pa.RecordBatch.from_arrays([batch.column(n) for n in names] + [features], names=names + [out_col])
+            stack[j] = np.frombuffer(images[i], np.uint8).reshape(side, side)
+        flat = apply_chain(stack, [keys[i] for i in valid], cfg, seed, epoch)
+    features = rows_to_list_array(flat, valid, len(images))
+    columns = [batch.column(n) for n in names]
+    if misfit and "error" in names:  # a row that cannot be preprocessed says why; the job goes on
+        errors = batch.column("error").to_pylist()
+        for i in misfit:
+            errors[i] = errors[i] or (f"{keys[i]}: image of {len(images[i])} bytes is not {side}x{side} gray "
+                                      f"with side >= crop {cfg.crop}; ingest all images with one --size")
+        columns[names.index("error")] = pa.array(errors, pa.string())
+    return pa.RecordBatch.from_arrays(columns + [features], names=names + [out_col])

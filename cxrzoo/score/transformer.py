@@ -13,6 +13,7 @@ from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from cxrzoo.arrowutil import rows_to_list_array
 from cxrzoo.score.runtime import load_scorer, read_card
 
 
@@ -60,13 +61,7 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
                                      f"image has {len(b)} bytes, the model takes {size}x{size} gray")
                 stack = np.frombuffer(b"".join(images[i] for i in ok), np.uint8).reshape(len(ok), size, size)
                 probs = scorer.infer(stack)
-                n_cls = probs.shape[1]
-                lengths = np.zeros(len(images), np.int32)
-                lengths[ok] = n_cls
-                offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-                mask = np.ones(len(images), bool)
-                mask[ok] = False
-                arr = pa.ListArray.from_arrays(pa.array(offsets), pa.array(probs.reshape(-1)), mask=pa.array(mask))
+                arr = rows_to_list_array(probs, ok, len(images))
                 cols = [batch.column(n) for n in names] + [arr, pa.array(errors, pa.string())]
                 yield pa.RecordBatch.from_arrays(cols, names=names + [out_col, err_col])
 
