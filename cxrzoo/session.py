@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Mapping
 
 from pyspark.sql import SparkSession
@@ -16,6 +17,8 @@ _lock = threading.Lock()
 
 DEFAULT_DRIVER_MEMORY = "10g"  # ResNet-50 training in local mode needs more than 8 GB
 ARROW_BATCH_ROWS = 64  # 64 × 224² × 3 float32 ≈ 38 MB per Arrow batch
+_LOG4J2 = Path(__file__).with_name("data") / "log4j2.properties"
+_JAVA_LOG_OPTS = f"-Dlog4j2.configurationFile=file:{_LOG4J2} -Dbigdl.utils.LoggerFilter.disable=true"
 
 
 def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory: str = DEFAULT_DRIVER_MEMORY,
@@ -34,6 +37,9 @@ def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory
         "spark.python.worker.reuse": "true",
         "spark.sql.files.maxPartitionBytes": "32m",  # ≈ 80 NIH PNGs per ingest task
         "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
+        # BigDL's jar carries a log4j2-test.xml that logs everything at INFO to stdout: use ours instead
+        "spark.driver.extraJavaOptions": _JAVA_LOG_OPTS,
+        "spark.executor.extraJavaOptions": _JAVA_LOG_OPTS,
     }
     if master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"
@@ -81,6 +87,7 @@ def get_spark(master: str | None = None, app_name: str = "cxrzoo", driver_memory
             return active
         ensure_java_home()
         os.environ["PYSPARK_PYTHON"] = sys.executable
+        os.environ.setdefault("KMP_SETTINGS", "0")  # BigDL defaults to 1, which dumps every OpenMP setting
         resolved = master or os.environ.get("CXRZOO_MASTER", "local[*]")
         if resolved.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -94,20 +101,7 @@ def get_spark(master: str | None = None, app_name: str = "cxrzoo", driver_memory
         # BigDL points PYTHONHOME at the venv, which breaks every Python subprocess started later
         if python_home is None:
             os.environ.pop("PYTHONHOME", None)
-        _quiet_bigdl(sc)
         spark = SparkSession.builder.getOrCreate()
         get_spark._bigdl_ready = True  # type: ignore[attr-defined]
         log.info("Spark %s on %s with BigDL ready", spark.version, sc.master)
         return spark
-
-
-def _quiet_bigdl(sc) -> None:
-    """BigDL sets its own loggers to INFO; keep them at WARN like Spark's."""
-    jvm = sc._jvm
-    level = jvm.org.apache.logging.log4j.Level.WARN
-    configurator = jvm.org.apache.logging.log4j.core.config.Configurator
-    for name in ("org", "akka", "breeze", "com.intel.analytics.bigdl"):
-        configurator.setLevel(name, level)
-    # keep the optimizer's per-iteration progress visible at INFO only if asked
-    configurator.setLevel("com.intel.analytics.bigdl.dllib.optim",
-                          jvm.org.apache.logging.log4j.Level.WARN)
