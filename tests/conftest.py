@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the fuzzer's mutator is shared with the tests
 SHARED_DATA = Path(os.environ.get("CXRZOO_SHARED_DATA", ROOT.parent / "shared" / "data"))
 NIH_CSV = SHARED_DATA / "Data_Entry_2017_v2020.csv.gz"
 NIH_SAMPLE = SHARED_DATA / "nih-sample"
