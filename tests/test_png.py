@@ -141,11 +141,12 @@ def test_short_fuzz_never_crashes():
 
     rng = np.random.default_rng(0)
     seeds = [_sample_png(ct, bd, h=9, w=11, seed=i) for i, (ct, bd) in enumerate(LAYOUTS)]
+    seeds += [_sample_png(0, 8, h=16, w=16, seed=99)]  # square 8-bit gray: reaches the fused downscale
     ok = bad = 0
     for i in range(3000):
         data = mutate(seeds[i % len(seeds)], rng)
         try:
-            out = decode_gray(data, None, max_pixels=1 << 20)
+            out = decode_gray(data, None if i % 2 else 4, max_pixels=1 << 20)
             assert out.dtype == np.uint8 and out.ndim == 2
             ok += 1
         except ImageDecodeError:

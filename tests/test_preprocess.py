@@ -1,35 +1,53 @@
 """The preprocessing chain against a plain per-image NumPy reference, and its Spark Transformer."""
+import cv2
 import numpy as np
 import pytest
 
 from cxrzoo.preprocess import ChainConfig, CXRPreprocessor, apply_chain, row_uniforms
+from cxrzoo.preprocess.chain import row_params
 
 
 def _reference(img, key, cfg, seed, epoch):
-    """One image at a time, the obvious way."""
-    h, w = img.shape
-    y0, x0 = (h - cfg.crop) // 2, (w - cfg.crop) // 2
-    x = img[y0:y0 + cfg.crop, x0:x0 + cfg.crop].astype(np.float32)
-    if cfg.augment:
-        if row_uniforms([key], seed, epoch, 1)[0] < cfg.flip_prob:
-            x = x[:, ::-1]
-        if row_uniforms([key], seed, epoch, 2)[0] < cfg.brightness_prob:
-            x = np.minimum(x + np.float32(row_uniforms([key], seed, epoch, 3)[0] * cfg.brightness_delta), 255)
+    """One image at a time, the obvious way, with OpenCV for crop and flip."""
+    side = img.shape[0]
+    p = row_params([key], side, cfg, seed, epoch)
+    y0, x0 = int(p.y0[0]), int(p.x0[0])
+    x = img[y0:y0 + cfg.crop, x0:x0 + cfg.crop].copy()
+    if p.flip[0]:
+        x = cv2.flip(x, 1)
+    x = np.clip(x.astype(np.float32) * p.contrast[0] + p.delta[0], 0, 255)
     return np.stack([(x - np.float32(m)) / np.float32(s) for m, s in zip(cfg.mean, cfg.std)])
 
 
 @pytest.mark.parametrize("augment", [True, False])
+@pytest.mark.parametrize("random_crop", [True, False])
+@pytest.mark.parametrize("contrast", [(1.0, 1.0), (0.8, 1.2)])
 @pytest.mark.parametrize("norm", [((123.68, 116.779, 103.939), (1.0, 1.0, 1.0)),
                                   ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))])
-def test_chain_matches_reference(augment, norm):
+def test_chain_matches_reference(augment, random_crop, contrast, norm):
     rng = np.random.default_rng(0)
-    imgs = rng.integers(0, 256, (12, 40, 40), dtype=np.uint8)
-    keys = [f"{i:08d}_000.png" for i in range(12)]
-    cfg = ChainConfig(crop=32, mean=norm[0], std=norm[1], augment=augment)
+    imgs = rng.integers(0, 256, (24, 40, 40), dtype=np.uint8)
+    keys = [f"{i:08d}_000.png" for i in range(24)]
+    cfg = ChainConfig(crop=32, mean=norm[0], std=norm[1], augment=augment, random_crop=random_crop,
+                      contrast_range=contrast)
     out = apply_chain(imgs, keys, cfg, seed=4, epoch=2)
-    assert out.shape == (12, 3, 32, 32) and out.dtype == np.float32
-    for i in range(12):
-        np.testing.assert_allclose(out[i], _reference(imgs[i], keys[i], cfg, 4, 2), atol=1e-6)
+    assert out.shape == (24, 3, 32, 32) and out.dtype == np.float32
+    for i in range(24):
+        np.testing.assert_allclose(out[i], _reference(imgs[i], keys[i], cfg, 4, 2), atol=1e-6, rtol=0)
+    if augment:  # the random decisions really vary
+        p = row_params(keys, 40, cfg, 4, 2)
+        assert 0 < p.flip.sum() < 24 and len(set(p.delta.tolist())) > 5
+        if random_crop:
+            assert len(set(p.y0.tolist())) > 3
+
+
+def test_chain_writes_into_given_buffer():
+    imgs = np.full((3, 36, 36), 200, np.uint8)
+    buf = np.zeros((3, 3, 32, 32), np.float32)
+    out = apply_chain(imgs, ["a", "b", "c"], ChainConfig(crop=32, augment=False), out=buf)
+    assert out is buf and np.allclose(buf[:, 0], 200 - 123.68)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        apply_chain(imgs, ["a", "b", "c"], ChainConfig(crop=32), out=np.zeros((3, 3, 32, 31), np.float32))
 
 
 def test_randomness_reproducible_and_varies_by_epoch():

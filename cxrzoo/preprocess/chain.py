@@ -1,9 +1,12 @@
-"""The seed's preprocessing chain over a whole batch of gray images, in NumPy.
+"""The seed's preprocessing chain over a whole batch of gray images.
 
-center crop → random horizontal flip → random brightness → gray → 3 channels →
-channel normalization → CHW float32.  Random decisions are a pure function of
-``(seed, epoch, row key)`` (SplitMix64 over a CRC of the image name), so a run
-is reproducible and no per-row Python generator is created.
+crop (center, or random when augmenting) → random horizontal flip → random
+contrast (off by default) → random brightness → clip → gray → 3 channels →
+channel normalization → CHW float32, in one numba pass per batch
+(:mod:`cxrzoo.preprocess._augkernels`) writing straight into the caller's
+output buffer.  Random decisions are a pure function of ``(seed, epoch, row
+key)`` (SplitMix64 over a CRC of the image name), so a run is reproducible,
+epochs differ, and no per-row generator is created.
 """
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cxrzoo.preprocess._augkernels import _augment
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+STREAM_FLIP, STREAM_BRIGHT_USE, STREAM_BRIGHT, STREAM_CROP_Y, STREAM_CROP_X, STREAM_CONTRAST = 1, 2, 3, 4, 5, 6
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -33,18 +39,53 @@ def row_uniforms(keys: list[str], seed: int, epoch: int, stream: int) -> np.ndar
 
 @dataclass(frozen=True)
 class ChainConfig:
-    """Settings of the chain."""
+    """Settings of the chain (pixel values on the 0–255 scale)."""
 
     crop: int = 224
+    random_crop: bool = False
     flip_prob: float = 0.5
     brightness_delta: float = 32.0
     brightness_prob: float = 0.5
+    contrast_range: tuple[float, float] = (1.0, 1.0)
     mean: tuple[float, float, float] = (123.68, 116.779, 103.939)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     augment: bool = True
 
 
-def apply_chain(images: np.ndarray, keys: list[str], cfg: ChainConfig, seed: int = 0, epoch: int = 0) -> np.ndarray:
+@dataclass(frozen=True)
+class RowParams:
+    """Every random decision of a batch, one entry per row."""
+
+    y0: np.ndarray
+    x0: np.ndarray
+    flip: np.ndarray
+    delta: np.ndarray
+    contrast: np.ndarray
+
+
+def row_params(keys: list[str], side: int, cfg: ChainConfig, seed: int = 0, epoch: int = 0) -> RowParams:
+    """The crop offsets, flips, brightness deltas and contrast factors of each row."""
+    n = len(keys)
+    span = side - cfg.crop
+    center = np.full(n, span // 2, np.int64)
+    if not cfg.augment:
+        return RowParams(center, center.copy(), np.zeros(n, bool), np.zeros(n, np.float32), np.ones(n, np.float32))
+    u = lambda stream: row_uniforms(keys, seed, epoch, stream)  # noqa: E731
+    if cfg.random_crop:
+        y0 = np.minimum((u(STREAM_CROP_Y) * (span + 1)).astype(np.int64), span)
+        x0 = np.minimum((u(STREAM_CROP_X) * (span + 1)).astype(np.int64), span)
+    else:
+        y0, x0 = center, center.copy()
+    flip = u(STREAM_FLIP) < cfg.flip_prob
+    use = u(STREAM_BRIGHT_USE) < cfg.brightness_prob
+    delta = (u(STREAM_BRIGHT) * cfg.brightness_delta).astype(np.float32) * use
+    lo, hi = cfg.contrast_range
+    contrast = (lo + u(STREAM_CONTRAST) * (hi - lo)).astype(np.float32) if hi != lo else np.full(n, lo, np.float32)
+    return RowParams(y0, x0, flip, delta.astype(np.float32), contrast)
+
+
+def apply_chain(images: np.ndarray, keys: list[str], cfg: ChainConfig, seed: int = 0, epoch: int = 0,
+                out: np.ndarray | None = None) -> np.ndarray:
     """Run the chain on a batch.
 
     Parameters
@@ -56,30 +97,28 @@ def apply_chain(images: np.ndarray, keys: list[str], cfg: ChainConfig, seed: int
     cfg : ChainConfig
     seed, epoch : int
         Randomness derives from (seed, epoch, key).
+    out : numpy.ndarray, optional
+        ``(N, 3, crop, crop)`` float32 C-contiguous buffer to write into (e.g. an Arrow buffer's memory).
 
     Returns
     -------
     numpy.ndarray
-        ``(N, 3, crop, crop)`` float32.
+        ``out`` (allocated when not given).
     """
     if images.dtype != np.uint8 or images.ndim != 3:
         raise TypeError(f"expected (N, S, S) uint8 images, got {images.dtype} {images.shape}")
     n, h, w = images.shape
     c = cfg.crop
-    if h < c or w < c:
-        raise ValueError(f"images are {h}x{w}, smaller than the crop {c}")
-    y0, x0 = (h - c) // 2, (w - c) // 2
-    crop = images[:, y0:y0 + c, x0:x0 + c].astype(np.float32)
-    if cfg.augment and n:
-        flip = row_uniforms(keys, seed, epoch, 1) < cfg.flip_prob
-        crop[flip] = crop[flip, :, ::-1]
-        use = row_uniforms(keys, seed, epoch, 2) < cfg.brightness_prob
-        delta = (row_uniforms(keys, seed, epoch, 3) * cfg.brightness_delta).astype(np.float32) * use
-        crop += delta[:, None, None]
-        np.minimum(crop, 255.0, out=crop)
-    out = np.empty((n, 3, c, c), np.float32)
-    for ch in range(3):
-        np.subtract(crop, np.float32(cfg.mean[ch]), out=out[:, ch])
-        if cfg.std[ch] != 1.0:
-            out[:, ch] /= np.float32(cfg.std[ch])
+    if h < c or w < c or h != w:
+        raise ValueError(f"images are {h}x{w}; need square images no smaller than the crop {c}")
+    if len(keys) != n:
+        raise ValueError(f"{len(keys)} keys for {n} images")
+    if out is None:
+        out = np.empty((n, 3, c, c), np.float32)
+    elif out.shape != (n, 3, c, c) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 {(n, 3, c, c)}, got {out.dtype} {out.shape}")
+    p = row_params(keys, h, cfg, seed, epoch)
+    mean = np.asarray(cfg.mean, np.float32)
+    inv_std = (np.float32(1.0) / np.asarray(cfg.std, np.float32)).astype(np.float32)
+    _augment(np.ascontiguousarray(images), p.y0, p.x0, p.flip, p.delta, p.contrast, mean, inv_std, out)
     return out

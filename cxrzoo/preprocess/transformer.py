@@ -39,6 +39,10 @@ class CXRPreprocessor(Transformer, HasInputCol, HasOutputCol, HasSeed, HasCropSi
                             TypeConverters.toFloat)
     brightnessProb = Param(Params._dummy(), "brightnessProb", "probability of a brightness shift",
                            TypeConverters.toFloat)
+    randomCrop = Param(Params._dummy(), "randomCrop", "random instead of center crop when augmenting",
+                       TypeConverters.toBoolean)
+    contrastRange = Param(Params._dummy(), "contrastRange", "contrast factor drawn from U[lo, hi]; [1, 1] is off",
+                          TypeConverters.toListFloat)
     keyCol = Param(Params._dummy(), "keyCol", "column whose value keys each row's random decisions",
                    TypeConverters.toString)
     epoch = Param(Params._dummy(), "epoch", "epoch number mixed into the random decisions", TypeConverters.toInt)
@@ -46,11 +50,13 @@ class CXRPreprocessor(Transformer, HasInputCol, HasOutputCol, HasSeed, HasCropSi
     @keyword_only
     def __init__(self, *, inputCol: str = "image", outputCol: str = "features", cropSize: int = 224,
                  normalization: str = "caffe", augment: bool = True, flipProb: float = 0.5,
-                 brightnessDelta: float = 32.0, brightnessProb: float = 0.5, keyCol: str = "image_index",
-                 seed: int = 0, epoch: int = 0) -> None:
+                 brightnessDelta: float = 32.0, brightnessProb: float = 0.5, randomCrop: bool = False,
+                 contrastRange: list[float] | None = None, keyCol: str = "image_index", seed: int = 0,
+                 epoch: int = 0) -> None:
         super().__init__()
         self._setDefault(inputCol="image", outputCol="features", augment=True, flipProb=0.5, brightnessDelta=32.0,
-                         brightnessProb=0.5, keyCol="image_index", seed=0, epoch=0)
+                         brightnessProb=0.5, randomCrop=False, contrastRange=[1.0, 1.0], keyCol="image_index",
+                         seed=0, epoch=0)
         self._set(**self._input_kwargs)
 
     @keyword_only
@@ -65,7 +71,9 @@ class CXRPreprocessor(Transformer, HasInputCol, HasOutputCol, HasSeed, HasCropSi
     def chain_config(self) -> ChainConfig:
         """The chain's settings as a plain dataclass."""
         mean, std = NORMALIZATIONS[self.getNormalization()]
+        lo, hi = self.getOrDefault(self.contrastRange)
         return ChainConfig(crop=self.getCropSize(), flip_prob=self.getOrDefault(self.flipProb),
+                           random_crop=self.getOrDefault(self.randomCrop), contrast_range=(lo, hi),
                            brightness_delta=self.getOrDefault(self.brightnessDelta),
                            brightness_prob=self.getOrDefault(self.brightnessProb), mean=mean, std=std,
                            augment=self.getOrDefault(self.augment))
@@ -97,12 +105,11 @@ def _process_batch(batch: pa.RecordBatch, names: list[str], in_col: str, key_col
     side = math.isqrt(len(images[valid[0]])) if valid else 0
     misfit = [i for i in valid if len(images[i]) != side * side or side < cfg.crop]
     valid = [i for i in valid if i not in set(misfit)]
-    flat = np.zeros((0, 3 * cfg.crop * cfg.crop), np.float32)
+    c = cfg.crop
+    flat = np.empty(len(valid) * 3 * c * c, np.float32)  # the Arrow values buffer, filled in place
     if valid:
-        stack = np.empty((len(valid), side, side), np.uint8)
-        for j, i in enumerate(valid):
-            stack[j] = np.frombuffer(images[i], np.uint8).reshape(side, side)
-        flat = apply_chain(stack, [keys[i] for i in valid], cfg, seed, epoch)
+        stack = np.frombuffer(b"".join(images[i] for i in valid), np.uint8).reshape(len(valid), side, side)
+        apply_chain(stack, [keys[i] for i in valid], cfg, seed, epoch, out=flat.reshape(len(valid), 3, c, c))
     features = rows_to_list_array(flat, valid, len(images))
     columns = [batch.column(n) for n in names]
     if misfit and "error" in names:  # a row that cannot be preprocessed says why; the job goes on
