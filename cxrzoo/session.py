@@ -36,6 +36,11 @@ def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory
         "spark.ui.showConsoleProgress": "false",
         "spark.python.worker.reuse": "true",
         "spark.sql.files.maxPartitionBytes": "32m",  # ≈ 80 NIH PNGs per ingest task
+        # count an image file at about its size, not 4 MB, so tasks hold dozens of PNGs, not seven
+        "spark.sql.files.openCostInBytes": "512k",
+        # listing an explicit list of image paths: on the driver up to 1024, then in at most 64 tasks
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "64",
         "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
         # BigDL's jar carries a log4j2-test.xml that logs everything at INFO to stdout: use ours instead
         "spark.driver.extraJavaOptions": _JAVA_LOG_OPTS,

@@ -1,0 +1,82 @@
+"""Augmentation microbenchmark: 256² uint8 gray → 224² 3-channel float32 CHW, images/s on one core.
+
+Same images for every contender, median of repeats after a warm-up: cxrzoo's
+batch kernel (one numba pass, written into a preallocated buffer) vs the obvious
+per-image NumPy/OpenCV chain (crop, cv2.flip, brightness, clip, 3 channels,
+normalize).
+
+    .venv/bin/python benchmarks/bench_augment.py [--batch 64] [--repeats 7] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import time
+
+import cv2
+import numpy as np
+
+from bench_synth import _cpu  # noqa: E402
+
+from cxrzoo.preprocess.chain import ChainConfig, apply_chain, row_params
+
+log = logging.getLogger("bench_augment")
+
+
+def per_image_chain(images: np.ndarray, keys: list[str], cfg: ChainConfig) -> list[np.ndarray]:
+    """The baseline: one image at a time with NumPy and OpenCV (decisions drawn the same way)."""
+    p = row_params(keys, images.shape[1], cfg, 0, 0)
+    mean = np.array(cfg.mean, np.float32)[:, None, None]
+    out = []
+    for i, img in enumerate(images):
+        c = img[p.y0[i]:p.y0[i] + cfg.crop, p.x0[i]:p.x0[i] + cfg.crop]
+        if p.flip[i]:
+            c = cv2.flip(c, 1)
+        x = np.minimum(c.astype(np.float32) + p.delta[i], 255.0)
+        out.append(np.repeat(x[None], 3, axis=0) - mean)
+    return out
+
+
+def main() -> None:
+    """Run and print the table, then one JSON line."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (args.batch, 256, 256), dtype=np.uint8)
+    keys = [f"{i:08d}_000.png" for i in range(args.batch)]
+    cfg = ChainConfig()
+    buf = np.empty((args.batch, 3, 224, 224), np.float32)
+
+    def timed(fn) -> float:
+        fn()
+        ts = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return args.batch / statistics.median(ts)
+
+    ours = timed(lambda: apply_chain(images, keys, cfg, out=buf))
+    base = timed(lambda: per_image_chain(images, keys, cfg))
+    np.testing.assert_allclose(np.stack(per_image_chain(images, keys, cfg)), apply_chain(images, keys, cfg),
+                               atol=1e-4)
+    res = {"benchmark": "augment", "cpu": _cpu(), "cores_used": 1, "batch": args.batch,
+           "cxrzoo_images_per_s": round(ours, 1), "numpy_cv2_images_per_s": round(base, 1),
+           "speedup_vs_numpy_cv2": round(ours / base, 2),
+           "cxrzoo_output_gb_per_s": round(ours * 3 * 224 * 224 * 4 / 1e9, 2), "bigdl_jvm_chain": None}
+    log.info("augmentation 256² u8 → 224² ×3 f32, one core (%s), batch %d", res["cpu"], args.batch)
+    log.info("%-32s %10s", "chain", "images/s")
+    log.info("%-32s %10.0f   (%.2f GB/s written)", "cxrzoo batch kernel", ours, res["cxrzoo_output_gb_per_s"])
+    log.info("%-32s %10.0f", "per-image NumPy/OpenCV", base)
+    print(json.dumps(res))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Spark end to end on local[2]: how much of the raw kernels' throughput survives Spark.
+
+1. PNG directory → decoded 256² images (``read_nih``), vs the raw decode kernel × cores.
+2. Parquet of 256² images → 224² tensors (``CXRPreprocessor``), vs the raw augmentation kernel × cores.
+Both Spark runs force every row through a ``noop`` write; median of repeats after a warm-up.
+
+    .venv/bin/python benchmarks/bench_spark.py [--n 400] [--repeats 3] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_synth import _cpu  # noqa: E402
+
+log = logging.getLogger("bench_spark")
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()
+    return statistics.median(_timed(fn) for _ in range(repeats))
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    """Run and print the table, then one JSON line."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+    from cxrzoo.ingest import decode_gray, read_nih
+    from cxrzoo.io import write_parquet_atomic
+    from cxrzoo.preprocess import CXRPreprocessor
+    from cxrzoo.preprocess.chain import ChainConfig, apply_chain
+    from cxrzoo.session import get_spark
+    from cxrzoo.synth import write_dataset
+
+    cores = 2
+    spark = get_spark(master=f"local[{cores}]", app_name="bench-spark")
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = write_dataset(Path(tmp) / "ds", n=args.n, size=1024, seed=5)
+        files = sorted(ds.images.glob("*.png"))
+        blobs = [p.read_bytes() for p in files[:40]]
+        raw_decode = len(blobs) / _median_seconds(lambda: [decode_gray(b, 256) for b in blobs], args.repeats)
+        imgs = np.stack([decode_gray(b, 256) for b in blobs])
+        keys = [p.name for p in files[:40]]
+        buf = np.empty((len(imgs), 3, 224, 224), np.float32)
+        raw_aug = len(imgs) / _median_seconds(lambda: apply_chain(imgs, keys, ChainConfig(), out=buf), args.repeats)
+
+        def ingest() -> None:
+            df = read_nih(spark, str(ds.images), str(ds.labels_csv), size=256)
+            df.write.format("noop").mode("overwrite").save()
+
+        spark_ingest = args.n / _median_seconds(ingest, args.repeats)
+        parquet = str(Path(tmp) / "images.parquet")
+        write_parquet_atomic(read_nih(spark, str(ds.images), str(ds.labels_csv), size=256), parquet)
+        df = spark.read.parquet(parquet).cache()
+        df.count()
+        prep = CXRPreprocessor()
+        spark_aug = args.n / _median_seconds(
+            lambda: prep.transform(df).write.format("noop").mode("overwrite").save(), args.repeats)
+    res = {"benchmark": "spark_end_to_end", "cpu": _cpu(), "master": f"local[{cores}]", "images": args.n,
+           "ingest_images_per_s": round(spark_ingest, 1), "raw_decode_images_per_s": round(raw_decode * cores, 1),
+           "ingest_share": round(spark_ingest / (raw_decode * cores), 3),
+           "augment_images_per_s": round(spark_aug, 1), "raw_augment_images_per_s": round(raw_aug * cores, 1),
+           "augment_share": round(spark_aug / (raw_aug * cores), 3)}
+    log.info("Spark local[%d], %d synthetic 1024² PNGs (%s)", cores, args.n, res["cpu"])
+    log.info("%-40s %10s %12s %7s", "stage", "Spark/s", "raw×cores/s", "share")
+    log.info("%-40s %10.0f %12.0f %6.0f%%", "PNG dir → 256² gray (read_nih)", spark_ingest, raw_decode * cores,
+             100 * res["ingest_share"])
+    log.info("%-40s %10.0f %12.0f %6.0f%%", "Parquet 256² → 224² tensors (CXRPreprocessor)", spark_aug,
+             raw_aug * cores, 100 * res["augment_share"])
+    print(json.dumps(res))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
