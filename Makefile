@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cxrzoo-installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test bench venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Microbenchmarks (each prints a table, then one JSON line); see README "Benchmarks".
+bench: $(STAMP)
+	cd benchmarks && ../$(BIN)/python bench_synth.py
+	cd benchmarks && ../$(BIN)/python bench_decode.py --seed-reader
+	cd benchmarks && ../$(BIN)/python bench_augment.py
+	cd benchmarks && ../$(BIN)/python bench_spark.py
 
 clean:
 	rm -rf demo-out .pytest_cache

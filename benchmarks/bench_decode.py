@@ -95,7 +95,13 @@ def main() -> None:
                           data, args.repeats)
     except ImportError:
         res["pil"] = None
-    res["seed_nnimagereader"] = seed_reader_rate(data, args.repeats) if args.seed_reader else None
+    if args.seed_reader:
+        from cxrzoo.cli import _stdout_to_stderr
+
+        with _stdout_to_stderr():  # BigDL prints progress on stdout; keep stdout for the JSON line
+            res["seed_nnimagereader"] = seed_reader_rate(data, args.repeats)
+    else:
+        res["seed_nnimagereader"] = None
     res["speedup_vs_cv2"] = res["cxrzoo"] / res["cv2"]
     log.info("decode + resize, 1024² PNG → 256² gray, one core, %s (%s)", what, res["cpu"])
     log.info("%-28s %10s %8s", "reader", "images/s", "vs cv2")
