@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
-import time
 
 import cv2
 import numpy as np
 
-from bench_synth import _cpu  # noqa: E402
+from _common import cpu_name, median_seconds
 
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain, row_params
 
@@ -55,19 +53,13 @@ def main() -> None:
     buf = np.empty((args.batch, 3, 224, 224), np.float32)
 
     def timed(fn) -> float:
-        fn()
-        ts = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return args.batch / statistics.median(ts)
+        return args.batch / median_seconds(fn, args.repeats)
 
     ours = timed(lambda: apply_chain(images, keys, cfg, out=buf))
     base = timed(lambda: per_image_chain(images, keys, cfg))
     np.testing.assert_allclose(np.stack(per_image_chain(images, keys, cfg)), apply_chain(images, keys, cfg),
                                atol=1e-4)
-    res = {"benchmark": "augment", "cpu": _cpu(), "cores_used": 1, "batch": args.batch,
+    res = {"benchmark": "augment", "cpu": cpu_name(), "cores_used": 1, "batch": args.batch,
            "cxrzoo_images_per_s": round(ours, 1), "numpy_cv2_images_per_s": round(base, 1),
            "speedup_vs_numpy_cv2": round(ours / base, 2),
            "cxrzoo_output_gb_per_s": round(ours * 3 * 224 * 224 * 4 / 1e9, 2), "bigdl_jvm_chain": None}

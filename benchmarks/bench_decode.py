@@ -14,15 +14,13 @@ import argparse
 import io
 import json
 import logging
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from bench_synth import _cpu  # noqa: E402  (benchmarks/ is the working directory or on sys.path)
+from _common import cpu_name, median_seconds
 
 log = logging.getLogger("bench_decode")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-sample"
@@ -43,15 +41,7 @@ def corpus() -> tuple[list[bytes], str]:
 
 def rate(fn, data: list[bytes], repeats: int) -> float:
     """Median images/s of ``fn`` over ``data``."""
-    for d in data[:2]:
-        fn(d)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for d in data:
-            fn(d)
-        times.append((time.perf_counter() - t0) / len(data))
-    return 1.0 / statistics.median(times)
+    return len(data) / median_seconds(lambda: [fn(d) for d in data], repeats)
 
 
 def seed_reader_rate(data: list[bytes], repeats: int) -> float:
@@ -64,12 +54,9 @@ def seed_reader_rate(data: list[bytes], repeats: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         for i, d in enumerate(data):
             Path(tmp, f"{i:08d}_000.png").write_bytes(d)
-        def once() -> float:
-            t0 = time.perf_counter()
-            NNImageReader.readImages(tmp, spark.sparkContext, resizeH=256, resizeW=256, image_codec=1).count()
-            return time.perf_counter() - t0
-        once()
-        return len(data) / statistics.median(once() for _ in range(repeats))
+        return len(data) / median_seconds(
+            lambda: NNImageReader.readImages(tmp, spark.sparkContext, resizeH=256, resizeW=256,
+                                             image_codec=1).count(), repeats)
 
 
 def main() -> None:
@@ -84,7 +71,7 @@ def main() -> None:
     from cxrzoo.ingest import decode_gray
 
     data, what = corpus()
-    res = {"benchmark": "decode", "images": what, "cpu": _cpu(), "cores_used": 1}
+    res = {"benchmark": "decode", "images": what, "cpu": cpu_name(), "cores_used": 1}
     res["cxrzoo"] = rate(lambda d: decode_gray(d, 256), data, args.repeats)
     res["cv2"] = rate(lambda d: cv2.resize(cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_GRAYSCALE),
                                            (256, 256), interpolation=cv2.INTER_AREA), data, args.repeats)

@@ -11,27 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_synth import _cpu  # noqa: E402
+from _common import cpu_name, median_seconds
 
 log = logging.getLogger("bench_spark")
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    fn()
-    return statistics.median(_timed(fn) for _ in range(repeats))
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -55,25 +42,25 @@ def main() -> None:
         ds = write_dataset(Path(tmp) / "ds", n=args.n, size=1024, seed=5)
         files = sorted(ds.images.glob("*.png"))
         blobs = [p.read_bytes() for p in files[:40]]
-        raw_decode = len(blobs) / _median_seconds(lambda: [decode_gray(b, 256) for b in blobs], args.repeats)
+        raw_decode = len(blobs) / median_seconds(lambda: [decode_gray(b, 256) for b in blobs], args.repeats)
         imgs = np.stack([decode_gray(b, 256) for b in blobs])
         keys = [p.name for p in files[:40]]
         buf = np.empty((len(imgs), 3, 224, 224), np.float32)
-        raw_aug = len(imgs) / _median_seconds(lambda: apply_chain(imgs, keys, ChainConfig(), out=buf), args.repeats)
+        raw_aug = len(imgs) / median_seconds(lambda: apply_chain(imgs, keys, ChainConfig(), out=buf), args.repeats)
 
         def ingest() -> None:
             df = read_nih(spark, str(ds.images), str(ds.labels_csv), size=256)
             df.write.format("noop").mode("overwrite").save()
 
-        spark_ingest = args.n / _median_seconds(ingest, args.repeats)
+        spark_ingest = args.n / median_seconds(ingest, args.repeats)
         parquet = str(Path(tmp) / "images.parquet")
         write_parquet_atomic(read_nih(spark, str(ds.images), str(ds.labels_csv), size=256), parquet)
         df = spark.read.parquet(parquet).cache()
         df.count()
         prep = CXRPreprocessor()
-        spark_aug = args.n / _median_seconds(
+        spark_aug = args.n / median_seconds(
             lambda: prep.transform(df).write.format("noop").mode("overwrite").save(), args.repeats)
-    res = {"benchmark": "spark_end_to_end", "cpu": _cpu(), "master": f"local[{cores}]", "images": args.n,
+    res = {"benchmark": "spark_end_to_end", "cpu": cpu_name(), "master": f"local[{cores}]", "images": args.n,
            "ingest_images_per_s": round(spark_ingest, 1), "raw_decode_images_per_s": round(raw_decode * cores, 1),
            "ingest_share": round(spark_ingest / (raw_decode * cores), 3),
            "augment_images_per_s": round(spark_aug, 1), "raw_augment_images_per_s": round(raw_aug * cores, 1),

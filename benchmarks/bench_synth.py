@@ -11,11 +11,10 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
-import time
 
 import cv2
+from _common import cpu_name, median_seconds
 
 from cxrzoo.synth.cohort import sample_cohort
 from cxrzoo.synth.phantom import render
@@ -24,25 +23,8 @@ from cxrzoo.synth.pngwrite import encode_gray_png
 log = logging.getLogger("bench_synth")
 
 
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _median_rate(fn, jobs, repeats: int) -> float:
-    fn(jobs[:2])  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(jobs)
-        times.append((time.perf_counter() - t0) / len(jobs))
-    return 1.0 / statistics.median(times)
+    return len(jobs) / median_seconds(lambda: fn(jobs), repeats)
 
 
 def main() -> None:
@@ -65,7 +47,7 @@ def main() -> None:
                           jobs, args.repeats)
     size_ours = statistics.mean(len(encode_gray_png(im)) for im in images)
     size_cv = statistics.mean(len(cv2.imencode(".png", im)[1]) for im in images)
-    res = {"benchmark": "synth", "size": args.size, "cpu": _cpu(), "cores_used": 1, "os_cores": os.cpu_count(),
+    res = {"benchmark": "synth", "size": args.size, "cpu": cpu_name(), "cores_used": 1, "os_cores": os.cpu_count(),
            "render_images_per_s": round(render_only, 1), "render_png_images_per_s": round(ours, 1),
            "render_cv2png_images_per_s": round(opencv, 1), "speedup_vs_cv2png": round(ours / opencv, 2),
            "png_kb_ours": round(size_ours / 1024), "png_kb_cv2": round(size_cv / 1024)}
