@@ -152,3 +152,17 @@ def test_short_fuzz_never_crashes():
         except ImageDecodeError:
             bad += 1
     assert ok + bad == 3000 and bad > 0
+
+
+def test_jpeg_reduced_decoding():
+    from cxrzoo.ingest.decode import jpeg_reduction, jpeg_size
+
+    img = cv2.GaussianBlur(np.random.default_rng(3).integers(0, 256, (512, 640), dtype=np.uint8), (9, 9), 3)
+    data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    assert jpeg_size(data) == (512, 640)
+    assert jpeg_reduction(data, 128) == 4 and jpeg_reduction(data, 256) == 2 and jpeg_reduction(data, 300) == 1
+    full = cv2.resize(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE), (128, 128),
+                      interpolation=cv2.INTER_AREA)
+    fast = decode_gray(data, 128)
+    assert fast.shape == (128, 128) and np.abs(fast.astype(int) - full).mean() < 2.0
+    assert jpeg_size(b"\xff\xd8\xff\xd9") is None and jpeg_reduction(GOOD, 8) == 1

@@ -3,8 +3,9 @@
 PNG (every colour type and bit depth) goes through cxrzoo's hardened fast path
 (:mod:`cxrzoo.ingest.png`: libdeflate + numba), bit-exact with OpenCV's
 ``IMREAD_GRAYSCALE`` decode, with the area downscale fused as a block mean when
-the size divides evenly.  Interlaced PNGs, JPEG and every other format go
-through OpenCV.
+the size divides evenly.  JPEG goes through OpenCV with reduced-size DCT
+decoding (1/2, 1/4, 1/8) when the target size allows; interlaced PNGs and every
+other format go through OpenCV.
 """
 from __future__ import annotations
 
@@ -20,8 +21,45 @@ class ImageDecodeError(ValueError):
     """The bytes are not a decodable image (the message says why)."""
 
 
-def _opencv(data: bytes) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+_REDUCED = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+            8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's start-of-frame marker, or None if not found."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        seg = int.from_bytes(data[pos + 2: pos + 4], "big")
+        if marker in _SOF and pos + 9 <= n:
+            return int.from_bytes(data[pos + 5: pos + 7], "big"), int.from_bytes(data[pos + 7: pos + 9], "big")
+        if marker in (0xD9, 0xDA) or seg < 2:  # end of image / start of scan: no frame header before it
+            return None
+        pos += 2 + seg
+    return None
+
+
+def jpeg_reduction(data: bytes, size: int | None) -> int:
+    """The largest DCT-domain reduction (1, 2, 4 or 8) that still leaves both sides >= ``size``."""
+    dims = jpeg_size(data) if size else None
+    if dims is None:
+        return 1
+    k = 1
+    while k < 8 and min(dims) // (2 * k) >= size:
+        k *= 2
+    return k
+
+
+def _opencv(data: bytes, reduction: int = 1) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduction])
     if img is None:
         raise ImageDecodeError(f"not a decodable image (first bytes {bytes(data[:8])!r}); expected PNG or JPEG")
     return img
@@ -73,8 +111,8 @@ def decode_gray(data: bytes, size: int | None = None, max_pixels: int = DEFAULT_
             raise ImageDecodeError(str(e)) from None
         except NotHandled:
             img = _opencv(data)
-    else:
-        img = _opencv(data)
+    else:  # JPEG: let libjpeg decode at 1/2, 1/4 or 1/8 scale when the target is that small
+        img = _opencv(data, jpeg_reduction(data, size))
     if size is not None:
         img = resize_area(img, size)
     return np.ascontiguousarray(img)
