@@ -166,3 +166,10 @@ def test_jpeg_reduced_decoding():
     fast = decode_gray(data, 128)
     assert fast.shape == (128, 128) and np.abs(fast.astype(int) - full).mean() < 2.0
     assert jpeg_size(b"\xff\xd8\xff\xd9") is None and jpeg_reduction(GOOD, 8) == 1
+
+
+@pytest.mark.parametrize("side,size", [(48, 24), (48, 16), (64, 8), (60, 12), (33, 11)])
+def test_fused_unfilter_downscale_equals_opencv(side, size):
+    data = _sample_png(0, 8, h=side, w=side, seed=side + size)
+    ref = cv2.resize(_opencv(data), (size, size), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(decode_png_gray(data, 10**6, size), ref)
