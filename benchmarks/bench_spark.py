@@ -4,7 +4,7 @@
 2. Parquet of 256² images → 224² tensors (``CXRPreprocessor``), vs the raw augmentation kernel × cores.
 Both Spark runs force every row through a ``noop`` write; median of repeats after a warm-up.
 
-    .venv/bin/python benchmarks/bench_spark.py [--n 400] [--repeats 3] [--json]
+    .venv/bin/python benchmarks/bench_spark.py [--n 1500] [--repeats 3] [--json]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ log = logging.getLogger("bench_spark")
 def main() -> None:
     """Run and print the table, then one JSON line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--n", type=int, default=1500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -117,3 +117,25 @@ def test_real_nih_sample(spark):
                      interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(np.frombuffer(rgba.image, np.uint8).reshape(256, 256), ref)
     assert rows["00027426_000.png"].patient_id == 27426
+
+
+def test_spark_binaryfile_path_gives_the_same_rows(spark, synth_ds, monkeypatch):
+    """Non-local file systems (hdfs://, s3a://) go through Spark's binaryFile source; same result."""
+    from cxrzoo.ingest import reader
+
+    local = {r.image_index: r.image for r in
+             read_nih(spark, str(synth_ds.images), str(synth_ds.labels_csv), size=32).collect()}
+    monkeypatch.setattr(reader, "_local_dir", lambda images: None)
+    remote = read_nih(spark, f"file://{synth_ds.images}", str(synth_ds.labels_csv), size=32).collect()
+    assert {r.image_index: r.image for r in remote} == local and len(local) == 60
+
+
+def test_unreadable_local_file_is_an_error_row(spark, synth_ds, tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(synth_ds.images, images)
+    victim = sorted(images.glob("*.png"))[0]
+    victim.unlink()
+    victim.symlink_to(tmp_path / "gone.png")  # listed, but cannot be opened
+    rows = {r.image_index: r for r in read_nih(spark, str(images), str(synth_ds.labels_csv), size=32).collect()}
+    assert rows[victim.name].image is None and "cannot read the file" in rows[victim.name].error
+    assert sum(r.error is None for r in rows.values()) == 59

@@ -1,8 +1,11 @@
 """Read NIH ChestX-ray14-format images and labels into a Spark DataFrame.
 
-Files are listed and read by Spark's ``binaryFile`` source, joined to the label
-CSV on the file name, and decoded on the executors in an Arrow UDF
-(``mapInArrow``): forced to gray and resized at read, as NNImageReader did.
+Files under a local (or NFS-mounted) directory are listed on the driver and
+read by the executors' Python workers themselves; files on other file systems
+(``hdfs://``, ``s3a://`` …) are listed and read by Spark's ``binaryFile`` source.
+Either way they are joined to the label CSV on the file name and decoded on the
+executors in an Arrow UDF (``mapInArrow``): forced to gray and resized at read,
+as NNImageReader did.
 A file that cannot be decoded keeps its row with ``image`` null and ``error``
 saying why; images without a CSV row and CSV rows without an image are counted
 and reported.
@@ -25,6 +28,8 @@ from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
 log = logging.getLogger(__name__)
 
 IMAGE_GLOB = "*.{png,PNG,jpg,JPG,jpeg,JPEG}"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+ROWS_PER_TASK = 128
 LABEL_SCHEMA = T.StructType([
     T.StructField("image_index", T.StringType(), False),
     T.StructField("patient_id", T.IntegerType(), False),
@@ -55,12 +60,15 @@ class IngestReport:
 def _decode_batches(size: int, max_pixels: int, keep: list[str]):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            contents = batch.column("content").to_pylist()
             paths = batch.column("path").to_pylist()
+            names = batch.schema.names
+            contents = batch.column("content").to_pylist() if "content" in names else [None] * len(paths)
             images: list[bytes | None] = []
             errors: list[str | None] = []
             for data, path in zip(contents, paths):
                 try:
+                    if data is None and "content" not in names:
+                        data = _read_local(path)
                     images.append(decode_gray(data or b"", size, max_pixels).tobytes())
                     errors.append(None)
                 except ImageDecodeError as e:
@@ -72,28 +80,73 @@ def _decode_batches(size: int, max_pixels: int, keep: list[str]):
     return run
 
 
+def _read_local(path: str) -> bytes:
+    try:
+        with open(path.removeprefix("file:"), "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read the file ({e.strerror}); check it exists and is readable") from None
+
+
 def decode_images(files: DataFrame, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
-    """Replace ``content`` (encoded bytes) by ``image`` (size² gray uint8, row-major) and ``error``."""
+    """Add ``image`` (size² gray uint8, row-major) and ``error``, from ``content`` bytes or, without that
+    column, from the local file at ``path``; ``content`` is dropped."""
     keep = [f.name for f in files.schema.fields if f.name not in ("content", "modificationTime", "length")]
     schema = T.StructType([files.schema[k] for k in keep] + [
         T.StructField("image", T.BinaryType(), True), T.StructField("error", T.StringType(), True)])
     return files.mapInArrow(_decode_batches(size, max_pixels, keep), schema)
 
 
-def list_image_files(spark: SparkSession, images: str) -> DataFrame:
-    """Image files under ``images`` (recursively) as ``path``, ``image_index`` (file name), ``content``."""
-    if "://" not in images and not os.path.isdir(images):
+def _local_dir(images: str) -> str | None:
+    """The local directory named by ``images`` (plain path or ``file:``), or None for other file systems."""
+    if "://" in images and not images.startswith("file://"):
+        return None
+    path = images.removeprefix("file://").removeprefix("file:")
+    if not os.path.isdir(path):
         raise FileNotFoundError(f"image directory {images!r} does not exist")
+    return path
+
+
+def list_image_paths(spark: SparkSession, images: str) -> dict[str, str]:
+    """``{file name: path}`` of every PNG/JPEG under ``images``, recursively."""
+    local = _local_dir(images)
+    if local is None:
+        rows = list_image_files(spark, images).select("image_index", "path").collect()
+        return {r.image_index: r.path for r in rows}
+    found: dict[str, str] = {}
+    for root, _, files in os.walk(local):
+        for name in files:
+            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
+                found[name] = os.path.join(root, name)
+    return found
+
+
+def list_image_files(spark: SparkSession, images: str) -> DataFrame:
+    """Image files under ``images`` (recursively) via ``binaryFile``: ``path``, ``image_index``, ``content``."""
     df = (spark.read.format("binaryFile").option("pathGlobFilter", IMAGE_GLOB)
           .option("recursiveFileLookup", "true").load(images))
     return df.withColumn("image_index", F.element_at(F.split("path", "/"), -1))
 
 
+def _files_frame(spark: SparkSession, images: str, rows: list[tuple], schema: T.StructType) -> DataFrame:
+    """A DataFrame of ``rows`` (path first) whose images are read by the decode UDF (local) or by Spark."""
+    if _local_dir(images) is not None:
+        slices = max(2 * spark.sparkContext.defaultParallelism, -(-len(rows) // ROWS_PER_TASK))
+        return spark.createDataFrame(spark.sparkContext.parallelize(rows, max(1, slices)), schema)
+    meta = spark.createDataFrame(rows, schema)
+    files = spark.read.format("binaryFile").load([r[0] for r in rows]) if rows else \
+        list_image_files(spark, images).limit(0)
+    return files.select("path", "content").join(F.broadcast(meta), "path", "inner")
+
+
 def read_images(spark: SparkSession, images: str, size: int = 256,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
-    """Decode every image under ``images`` (no labels): ``image_index``, ``path``, ``image``, ``error``."""
-    files = list_image_files(spark, images).select("path", "image_index", "content")
-    return decode_images(files, size, max_pixels)
+    """Decode every image under ``images`` (no labels): ``path``, ``image_index``, ``image``, ``error``."""
+    listed = list_image_paths(spark, images)
+    schema = T.StructType([T.StructField("path", T.StringType(), False),
+                           T.StructField("image_index", T.StringType(), False)])
+    rows = sorted((p, n) for n, p in listed.items())
+    return decode_images(_files_frame(spark, images, rows, schema), size, max_pixels)
 
 
 def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
@@ -110,7 +163,7 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
         keep = labels["image_index"].isin(names)
         report.outside_split = int((~keep).sum())
         labels = labels[keep]
-    listed = {r.image_index: r.path for r in list_image_files(spark, images).select("image_index", "path").collect()}
+    listed = list_image_paths(spark, images)
     on_disk = set(listed)
     in_csv = set(labels["image_index"])
     no_row = sorted(on_disk - all_csv)
@@ -127,14 +180,9 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
                     f" (split {split})" if split else "", images, no_image[:3])
     matched = labels[labels["image_index"].isin(on_disk)]
     cols = [c for c in LABEL_SCHEMA.fieldNames() if c in matched.columns]
-    rows = [tuple(r) for r in matched[cols].itertuples(index=False, name=None)]
-    schema = T.StructType([LABEL_SCHEMA[c] for c in cols])
-    label_df = spark.createDataFrame(rows, schema)
-    wanted = sorted(listed[n] for n in on_disk & in_csv)  # read only the matched files' bytes
-    files = (spark.read.format("binaryFile").load(wanted) if wanted else list_image_files(spark, images).limit(0))
-    files = files.withColumn("image_index", F.element_at(F.split("path", "/"), -1))
-    joined = files.join(F.broadcast(label_df), "image_index", "inner")
-    df = decode_images(joined.select("path", *cols, "content"), size, max_pixels)
+    rows = [(listed[r[0]],) + tuple(r) for r in matched[cols].itertuples(index=False, name=None)]
+    schema = T.StructType([T.StructField("path", T.StringType(), False)] + [LABEL_SCHEMA[c] for c in cols])
+    df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels)
     ordered = ["image_index", "patient_id", "labels", "image", "error"] + [
         c for c in df.columns if c not in ("image_index", "patient_id", "labels", "image", "error")]
     log.info("ingest: %d images matched to labels (size %d)", report.matched, size)
