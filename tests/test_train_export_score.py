@@ -150,6 +150,7 @@ def test_cli_evaluate_json(spark, ingested, trained, capsys):
 def test_pipeline_model_save_load(spark, ingested, tmp_path):
     df = spark.read.parquet(ingested)
     pm = Pipeline(stages=[CXRPreprocessor(cropSize=64), CXREstimator(epochs=1, batchSize=8)]).fit(df)
+    assert pm.stages[-1].getImageSize() == 72  # taken from the image column when not set
     pm.save(str(tmp_path / "pipe"))
     back = PipelineModel.load(str(tmp_path / "pipe"))
     assert isinstance(back.stages[-1], CXRModel) and back.stages[0].getCropSize() == 64

@@ -101,6 +101,10 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                              f"use e.g. {max(cores, round(batch / cores) * cores)}")
         size = _input_size(train, fcol)
         spec = self._spec(size)
+        ingest_side = None
+        if "image" in dataset.columns and not self.isSet(self.imageSize):  # record the ingest size for export
+            row = dataset.where(F.col("image").isNotNull()).select(F.length("image").alias("n")).first()
+            ingest_side = math.isqrt(row["n"]) if row is not None else None
         engine = get_engine(self.getEngine())
         net = engine.build(spec, seed=self.getSeed())
         cfg = TrainConfig(epochs=self.getEpochs(), batch_size=batch, learning_rate=self.getLearningRate(),
@@ -109,8 +113,8 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         net = engine.fit(net, spec, train, fcol, lcol, cfg)
         log.info("trained %s (%d² input) for %d epochs in %.1fs", self.getModelName(), size, cfg.epochs,
                  time.perf_counter() - t0)
-        model = CXRModel(net=net, spec=spec, backend=engine)
-        return self._copyValues(model)
+        model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))
+        return model._set(imageSize=ingest_side) if ingest_side else model
 
 
 class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
