@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cxrzoo.ingest import ImageDecodeError, decode_gray
-from cxrzoo.ingest.png import PngError, area_downscale, decode_png_gray
+from cxrzoo.ingest.png import area_downscale, decode_png_gray
 
 from conftest import NIH_SAMPLE, needs_nih
 from pngmaker import chunk, make_interlaced_gray8, make_png
@@ -119,7 +119,22 @@ MALFORMED = {
 }
 
 
-EXPECTED = {'bad CRC': 'CRC', 'truncated': 'past the end', 'missing IEND': 'no IEND', 'garbage after IEND': 'garbage after IEND', 'lying length': 'claims', 'zero width': 'invalid dimensions', 'absurd size': 'over the limit', 'bad depth': 'bit depth', 'wrong inflated size': 'inflate', 'bad filter type': 'filter type', 'no IDAT': 'no IDAT', 'corrupt deflate': 'does not inflate', 'not a PNG': 'not a decodable image', 'empty': 'empty file'}
+EXPECTED = {
+    'bad CRC': 'CRC',
+    'truncated': 'past the end',
+    'missing IEND': 'no IEND',
+    'garbage after IEND': 'garbage after IEND',
+    'lying length': 'claims',
+    'zero width': 'invalid dimensions',
+    'absurd size': 'over the limit',
+    'bad depth': 'bit depth',
+    'wrong inflated size': 'inflate',
+    'bad filter type': 'filter type',
+    'no IDAT': 'no IDAT',
+    'corrupt deflate': 'does not inflate',
+    'not a PNG': 'not a decodable image',
+    'empty': 'empty file',
+}
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))

@@ -1,10 +1,8 @@
 """The Spark session, Java discovery and the command line."""
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from cxrzoo.cli import build_parser
 from cxrzoo.javahome import MIN_JAVA, find_java_home, java_version

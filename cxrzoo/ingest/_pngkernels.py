@@ -74,7 +74,6 @@ def _area_down(img, f, out):
     """
     oh, ow = out.shape
     area = f * f
-    half = area // 2
     for oy in range(oh):
         for ox in range(ow):
             s = 0
