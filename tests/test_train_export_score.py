@@ -156,3 +156,10 @@ def test_pipeline_model_save_load(spark, ingested, tmp_path):
     assert isinstance(back.stages[-1], CXRModel) and back.stages[0].getCropSize() == 64
     n = back.transform(df).where(F.col("probabilities").isNotNull()).count()
     assert n == 60
+
+
+def test_sgd_nesterov_trains(spark, ingested):
+    df = _features(spark, ingested, limit=16)
+    model = CXREstimator(epochs=1, batchSize=8, optimizer="sgd", learningRate=0.01).fit(df)
+    p = np.array([r.probabilities for r in model.transform(df).collect()])
+    assert p.shape == (16, 14) and np.isfinite(p).all()

@@ -9,7 +9,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cxrzoo.engine.base import Engine, TrainConfig, Weights, register_engine
-from cxrzoo.labels import NUM_LABELS
 from cxrzoo.models.spec import NetSpec, spatial_sizes
 
 log = logging.getLogger(__name__)
@@ -166,4 +165,4 @@ def _all_modules(jmodule) -> list:
     return found
 
 
-__all__ = ["BigDLEngine", "NUM_LABELS"]
+__all__ = ["BigDLEngine"]
