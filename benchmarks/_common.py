@@ -29,3 +29,19 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> f
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def bench_args(doc: str, repeats: int, add: Callable | None = None):
+    """Parse the common benchmark options (``--repeats``, ``--json``) plus those ``add(parser)`` declares,
+    and set up logging: the table on stderr unless ``--json`` leaves only the JSON line."""
+    import argparse
+    import logging
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=repeats, help="timed repeats (median reported)")
+    ap.add_argument("--json", action="store_true", help="print only the JSON line")
+    if add is not None:
+        add(ap)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+    return args

@@ -9,14 +9,13 @@ normalize).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 
 import cv2
 import numpy as np
 
-from _common import cpu_name, median_seconds
+from _common import bench_args, cpu_name, median_seconds
 
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain, row_params
 
@@ -39,12 +38,7 @@ def per_image_chain(images: np.ndarray, keys: list[str], cfg: ChainConfig) -> li
 
 def main() -> None:
     """Run and print the table, then one JSON line."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+    args = bench_args(__doc__, 7, lambda ap: ap.add_argument("--batch", type=int, default=64))
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch, 256, 256), dtype=np.uint8)

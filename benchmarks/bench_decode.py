@@ -10,7 +10,6 @@ Spark ``local[1]`` (with ``--seed-reader``; it starts a JVM).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -20,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _common import cpu_name, median_seconds
+from _common import bench_args, cpu_name, median_seconds
 
 log = logging.getLogger("bench_decode")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-sample"
@@ -61,12 +60,8 @@ def seed_reader_rate(data: list[bytes], repeats: int) -> float:
 
 def main() -> None:
     """Run and print the table, then one JSON line."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--seed-reader", action="store_true", help="also time BigDL's NNImageReader (starts Spark)")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+    args = bench_args(__doc__, 5, lambda ap: ap.add_argument(
+        "--seed-reader", action="store_true", help="also time BigDL's NNImageReader (starts Spark)"))
     cv2.setNumThreads(1)
     from cxrzoo.ingest import decode_gray
 

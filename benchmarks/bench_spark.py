@@ -8,7 +8,6 @@ Both Spark runs force every row through a ``noop`` write; median of repeats afte
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import tempfile
@@ -16,19 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import cpu_name, median_seconds
+from _common import bench_args, cpu_name, median_seconds
 
 log = logging.getLogger("bench_spark")
 
 
 def main() -> None:
     """Run and print the table, then one JSON line."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1500)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+    args = bench_args(__doc__, 3, lambda ap: ap.add_argument("--n", type=int, default=1500))
     from cxrzoo.ingest import decode_gray, read_nih
     from cxrzoo.io import write_parquet_atomic
     from cxrzoo.preprocess import CXRPreprocessor

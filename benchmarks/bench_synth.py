@@ -7,14 +7,13 @@ The brief's bar is >= 50 images/s per core at 1024² (render + encode).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import statistics
 
 import cv2
-from _common import cpu_name, median_seconds
+from _common import bench_args, cpu_name, median_seconds
 
 from cxrzoo.synth.cohort import sample_cohort
 from cxrzoo.synth.phantom import render
@@ -29,13 +28,11 @@ def _median_rate(fn, jobs, repeats: int) -> float:
 
 def main() -> None:
     """Run the benchmark and print a table, then one JSON line."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=1024)
-    ap.add_argument("--n", type=int, default=20, help="images per repeat")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--json", action="store_true", help="print only the JSON line")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
+    def add(ap) -> None:
+        ap.add_argument("--size", type=int, default=1024)
+        ap.add_argument("--n", type=int, default=20, help="images per repeat")
+
+    args = bench_args(__doc__, 5, add)
     cv2.setNumThreads(1)
     jobs = [(s.findings, s.seed, s.view) for s in sample_cohort(args.n, seed=1)]
     images = [render(f, args.size, seed, v) for f, seed, v in jobs]
