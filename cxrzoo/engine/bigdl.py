@@ -37,6 +37,8 @@ def _build_graph(spec: NetSpec):
             m = L.SpatialBatchNormalization(a["channels"], eps=a.get("eps", 1e-5))
         elif n.op == "relu":
             m = L.ReLU()
+        elif n.op == "relu6":
+            m = L.ReLU6()
         elif n.op == "maxpool":
             m = L.SpatialMaxPooling(a["k"], a["k"], a["stride"], a["stride"], a.get("pad", 0), a.get("pad", 0))
         elif n.op == "gap":  # average pooling with the full kernel (the MKL-DNN IR rejects global pooling)
@@ -60,11 +62,10 @@ def _build_graph(spec: NetSpec):
 
 
 def _jtensor_to_numpy(t) -> np.ndarray:
-    """A JVM BigDL Tensor to numpy (small tensors: BN statistics)."""
-    shape = list(t.size())
-    arr = np.array(list(t.storage().array()), dtype=np.float32)
-    off = t.storageOffset() - 1
-    return arr[off: off + int(np.prod(shape))].reshape(shape)
+    """A JVM BigDL Tensor to numpy, in one pickled transfer (not element by element over py4j)."""
+    from bigdl.dllib.utils.common import callBigDlFunc
+
+    return np.asarray(callBigDlFunc("float", "toJTensor", t).to_ndarray(), np.float32)
 
 
 @register_engine
@@ -121,30 +122,25 @@ class BigDLEngine(Engine):
         return Model.loadModel(path)
 
     def weights(self, net: Any, spec: NetSpec) -> Weights:
-        params = net.parameters()
-        jmodules = {}
+        # per module over py4j: Model.parameters() stalls on graphs of ~150 modules (MobileNetV2)
+        jmodules = {m.getName(): m for m in _all_modules(net.value)}
         out: Weights = {}
         for n in spec.nodes:
-            if n.op in ("conv", "linear"):
-                p = params[n.name]
-                w = np.asarray(p["weight"], np.float32)
-                if n.op == "conv":  # BigDL keeps a leading group dimension
-                    a = n.attrs
-                    w = w.reshape(a["cout"], a["cin"] // a.get("groups", 1), a["k"], a["k"])
-                d = {"weight": w}
-                if "bias" in p:
-                    d["bias"] = np.asarray(p["bias"], np.float32)
-                out[n.name] = d
+            if n.op not in ("conv", "linear", "bn"):
+                continue
+            jm = jmodules[n.name]
+            params = jm.parameters()._1()
+            tensors = [_jtensor_to_numpy(params[i]) for i in range(len(params))]
+            d = {"weight": tensors[0]}
+            if len(tensors) > 1:
+                d["bias"] = tensors[1]
+            if n.op == "conv":  # BigDL keeps a leading group dimension
+                a = n.attrs
+                d["weight"] = d["weight"].reshape(a["cout"], a["cin"] // a.get("groups", 1), a["k"], a["k"])
             elif n.op == "bn":
-                if not jmodules:
-                    jmodules = {m.getName(): m for m in _all_modules(net.value)}
-                jm = jmodules[n.name]
-                out[n.name] = {
-                    "weight": np.asarray(params[n.name]["weight"], np.float32),
-                    "bias": np.asarray(params[n.name]["bias"], np.float32),
-                    "running_mean": _jtensor_to_numpy(jm.runningMean()),
-                    "running_var": _jtensor_to_numpy(jm.runningVar()),
-                }
+                d["running_mean"] = _jtensor_to_numpy(jm.runningMean())
+                d["running_var"] = _jtensor_to_numpy(jm.runningVar())
+            out[n.name] = d
         return out
 
 

@@ -72,6 +72,8 @@ def _network(x: ov.Node, spec: NetSpec, weights: dict) -> ov.Node:
             y = ops.add(ops.multiply(ins[0], _const(scale.reshape(1, -1, 1, 1))), _const(shift.reshape(1, -1, 1, 1)))
         elif n.op == "relu":
             y = ops.relu(ins[0])
+        elif n.op == "relu6":
+            y = ops.clamp(ins[0], 0.0, 6.0)
         elif n.op == "maxpool":
             k, s, p = a["k"], a["stride"], a.get("pad", 0)
             y = ops.max_pool(ins[0], [s, s], [1, 1], [p, p], [p, p], [k, k], "floor").output(0)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-OPS = frozenset({"input", "conv", "bn", "relu", "maxpool", "gap", "flatten", "dropout", "linear", "add", "concat"})
+OPS = frozenset({"input", "conv", "bn", "relu", "relu6", "maxpool", "gap", "flatten", "dropout", "linear", "add",
+                 "concat"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,14 @@ class SpecBuilder:
         self.add(name, "conv", cin=cin, cout=cout, k=k, stride=stride, pad=k // 2, groups=1, bias=False)
         self.add(f"{name}_bn", "bn", channels=cout, eps=1e-5)
         return self.add(f"{name}_relu", "relu")
+
+    def conv_bn(self, prefix: str, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
+                act: str | None = "relu6", inputs: tuple[str, ...] | None = None) -> str:
+        """torchvision's ``Conv2dNormActivation`` named as its state dict is: ``prefix.0`` conv, ``prefix.1`` bn."""
+        self.add(f"{prefix}.0", "conv", inputs, cin=cin, cout=cout, k=k, stride=stride, pad=(k - 1) // 2,
+                 groups=groups, bias=False)
+        out = self.add(f"{prefix}.1", "bn", channels=cout, eps=1e-5)
+        return self.add(f"{prefix}.act", act) if act else out
 
     def build(self) -> NetSpec:
         """Freeze the node list into a :class:`NetSpec`."""

@@ -5,13 +5,13 @@ from cxrzoo.models.registry import ModelConfig, register_model
 from cxrzoo.models.spec import NetSpec, SpecBuilder
 
 
-def _head(b: SpecBuilder, channels: int, num_classes: int, dropout: float) -> NetSpec:
+def _head(b: SpecBuilder, channels: int, num_classes: int, dropout: float, fc: str = "fc") -> NetSpec:
     """The seed's head: global average pooling → dropout → dense (logits; sigmoid in the loss)."""
     b.add("gap", "gap")
     b.add("flatten", "flatten", channels=channels)
     if dropout > 0:
         b.add("dropout", "dropout", p=dropout)
-    b.add("fc", "linear", cin=channels, cout=num_classes)
+    b.add(fc, "linear", cin=channels, cout=num_classes)
     return b.build()
 
 
@@ -33,3 +33,36 @@ def tiny(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) -> 
     b.add("pool4", "maxpool", k=2, stride=2)
     b.conv_bn_relu("conv5", 128, 128, 3)
     return _head(b, 128, num_classes, dropout)
+
+
+# (expansion t, output channels c, repeats n, first stride s), as in torchvision's MobileNetV2
+_MOBILENET_V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                 (6, 320, 1, 1)]
+
+
+@register_model(ModelConfig(name="mobilenet_v2", input_size=224, mean=(123.675, 116.28, 103.53),
+                            std=(58.395, 57.12, 57.375), feature_layer="gap", classifier_layer="fc"))
+def mobilenet_v2(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) -> NetSpec:
+    """torchvision's MobileNetV2 (3,504,872 parameters with the ImageNet head), node names = state-dict keys.
+
+    With ``num_classes=1000`` the classifier is ``classifier.1`` so that an ImageNet checkpoint loads
+    whole; otherwise it is the 14-way ``fc`` head.
+    """
+    b = SpecBuilder(3, input_size)
+    x = b.conv_bn("features.0", 3, 32, 3, stride=2)
+    cin, idx = 32, 1
+    for t, c, n, s in _MOBILENET_V2:
+        for i in range(n):
+            stride, hidden, p = (s if i == 0 else 1), cin * t, f"features.{idx}.conv"
+            block_in, j = x, 0
+            if t != 1:
+                x = b.conv_bn(f"{p}.0", cin, hidden, 1)
+                j = 1
+            x = b.conv_bn(f"{p}.{j}", hidden, hidden, 3, stride=stride, groups=hidden)
+            b.add(f"{p}.{j + 1}", "conv", cin=hidden, cout=c, k=1, stride=1, pad=0, groups=1, bias=False)
+            x = b.add(f"{p}.{j + 2}", "bn", channels=c, eps=1e-5)
+            if stride == 1 and cin == c:
+                x = b.add(f"features.{idx}.add", "add", inputs=(block_in, x))
+            cin, idx = c, idx + 1
+    b.conv_bn(f"features.{idx}", cin, 1280, 1)
+    return _head(b, 1280, num_classes, dropout, fc="classifier.1" if num_classes == 1000 else "fc")
