@@ -1,4 +1,4 @@
-"""A hardened PNG decoder to 8-bit gray: chunk checks in Python, libdeflate inflate, numba unfilter.
+"""A hardened PNG decoder to 8-bit gray: chunk checks in Python, libdeflate inflate, C++ unfilter.
 
 Every malformation (bad signature, CRC, truncated or lying chunk lengths,
 missing IHDR/IDAT/IEND, garbage after IEND, invalid header fields, dimensions
@@ -7,7 +7,8 @@ types) raises
 :class:`PngError` with a message saying what is wrong; nothing reads or writes
 out of bounds (lengths are checked before slicing, buffers are sized from the
 header and the inflated size is verified).  Adam7-interlaced files are left to
-OpenCV (:data:`NotHandled`).
+OpenCV (:data:`NotHandled`).  Unfilter and downscale run in the C++ kernels of
+:mod:`cxrzoo.ingest.native`, or in the numba kernels where those are not built.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import deflate
 import numpy as np
 
 from cxrzoo.ingest import _pngkernels as K
+from cxrzoo.ingest import native
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _VALID_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
@@ -149,7 +151,16 @@ def decode_png_gray(data: bytes, max_pixels: int, size: int | None = None) -> np
         raise PngError(f"image data inflates to {len(raw)} bytes, expected {expected} for {hdr.width}x{hdr.height}")
     src = np.frombuffer(raw, np.uint8)
     gray8 = hdr.color_type == 0 and hdr.bit_depth == 8
-    if gray8 and size and hdr.width == hdr.height and hdr.height % size == 0 and hdr.height > size:
+    fused = gray8 and size and hdr.width == hdr.height and hdr.height % size == 0 and hdr.height > size
+    if native.AVAILABLE:
+        full = np.empty((hdr.height, hdr.stride), np.uint8)
+        bad = native.unfilter(src, hdr.height, hdr.stride, hdr.bpp, full)
+        if bad < 0 and fused:
+            out = np.empty((size, size), np.uint8)
+            native.area_down(full, hdr.height // size, out)
+        else:
+            out = full
+    elif fused:
         out = np.empty((size, size), np.uint8)
         bad = K._unfilter_gray8_area(src, hdr.height, hdr.width, hdr.height // size, out)
     else:
@@ -182,5 +193,8 @@ def area_downscale(img: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return img
     out = np.empty((img.shape[0] // factor, img.shape[1] // factor), np.uint8)
-    K._area_down(np.ascontiguousarray(img), factor, out)
+    if native.AVAILABLE:
+        native.area_down(np.ascontiguousarray(img), factor, out)
+    else:
+        K._area_down(np.ascontiguousarray(img), factor, out)
     return out
