@@ -34,7 +34,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python bench_synth.py
 	cd benchmarks && ../$(BIN)/python bench_decode.py --seed-reader
-	cd benchmarks && ../$(BIN)/python bench_augment.py
+	cd benchmarks && ../$(BIN)/python bench_augment.py --bigdl
 	cd benchmarks && ../$(BIN)/python bench_spark.py
 
 clean:
