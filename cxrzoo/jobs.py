@@ -45,12 +45,12 @@ def _image_size(df: DataFrame) -> int:
 def train(spark: SparkSession, data: str, out: str, epochs: int = 10, batch_size: int = 32,
           model_name: str = "tiny", learning_rate: float = 1e-3, normalization: str = "caffe",
           seed: int = 0, crop: int = 224) -> CXRModel:
-    """Preprocess (with augmentation) and train on an ingested Parquet dataset; save the model atomically."""
+    """Train on an ingested Parquet dataset, augmenting afresh every epoch; save the model atomically."""
     df = spark.read.parquet(data)
     prep = CXRPreprocessor(cropSize=crop, normalization=normalization, augment=True, seed=seed)
     est = CXREstimator(modelName=model_name, epochs=epochs, batchSize=batch_size, learningRate=learning_rate,
-                       seed=seed, imageSize=_image_size(df), normalization=normalization)
-    model = est.fit(prep.transform(df))
+                       seed=seed, normalization=normalization).setPreprocessor(prep)
+    model = est.fit(df)
     model.write().overwrite().save(out)
     return model
 
@@ -58,8 +58,11 @@ def train(spark: SparkSession, data: str, out: str, epochs: int = 10, batch_size
 def evaluate(spark: SparkSession, model_dir: str, data: str) -> AucReport:
     """Per-disease AUC of a saved model on an ingested Parquet dataset (center crop, no augmentation)."""
     model = CXRModel.load(model_dir)
-    prep = CXRPreprocessor(cropSize=model.spec.input_size, normalization=model.getNormalization(), augment=False)
-    return evaluate_auc(model.transform(prep.transform(spark.read.parquet(data))))
+    df = spark.read.parquet(data)
+    if model.getPreprocessor() is None:  # trained on given features: apply the same chain without augmentation
+        prep = CXRPreprocessor(cropSize=model.spec.input_size, normalization=model.getNormalization(), augment=False)
+        df = prep.transform(df)
+    return evaluate_auc(model.transform(df))
 
 
 def export(model_dir: str, out: str, metrics: dict | None = None) -> Path:

@@ -21,7 +21,7 @@ needs_nih = pytest.mark.skipif(not (NIH_CSV.exists() and NIH_SAMPLE.is_dir()),
 def spark():
     from cxrzoo.session import get_spark
 
-    return get_spark(master="local[2]", driver_memory="4g", app_name="cxrzoo-tests")
+    return get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests")
 
 
 @pytest.fixture(scope="session")

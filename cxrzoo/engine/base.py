@@ -1,9 +1,11 @@
 """The narrow interface between cxrzoo's Spark ML stages and a training engine.
 
-An engine builds a network from a :class:`~cxrzoo.models.spec.NetSpec`, trains it
-with distributed synchronous SGD on a Spark DataFrame, predicts on one, saves
-and loads it, and hands out its weights by node name so that exporters need
-nothing from the engine.  BigDL DLlib is the engine today
+An engine builds a network from a :class:`~cxrzoo.models.spec.NetSpec`, opens a
+:class:`Trainer` on it (distributed synchronous SGD, one epoch per call, over an
+RDD of ``(features CHW float32, labels float32)`` pairs that may change from epoch
+to epoch — per-epoch augmentation — while weights and optimizer state carry over),
+predicts on a DataFrame, saves and loads the network, and hands out its weights by
+node name so that exporters need nothing from the engine.  BigDL DLlib is the engine today
 (:mod:`cxrzoo.engine.bigdl`).
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pyspark.rdd import RDD
 from pyspark.sql import DataFrame
 
 from cxrzoo.models.spec import NetSpec
@@ -31,6 +34,37 @@ class TrainConfig:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch of training did."""
+
+    epoch: int
+    images: int
+    seconds: float
+    loss: float | None
+    learning_rate: float | None
+
+    @property
+    def images_per_s(self) -> float:
+        """Training throughput of the epoch."""
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+class Trainer(ABC):
+    """A training run on one network: weights and optimizer state persist across :meth:`train_epoch` calls."""
+
+    @abstractmethod
+    def train_epoch(self, data: RDD, epoch: int) -> EpochStats:
+        """One pass over ``data`` (an RDD of ``(x, y)`` numpy pairs); ``epoch`` counts from 0.
+
+        Passing the same RDD object again reuses the engine's cached copy of it.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release cached data and temporary files."""
+
+
 class Engine(ABC):
     """A training/inference backend."""
 
@@ -41,9 +75,12 @@ class Engine(ABC):
         """Create an untrained network."""
 
     @abstractmethod
-    def fit(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, label_col: str,
-            config: TrainConfig) -> Any:
-        """Train ``net`` on ``df`` (features: flattened CHW float32; labels: multi-hot) and return it."""
+    def set_weights(self, net: Any, spec: NetSpec, weights: Weights) -> None:
+        """Load parameters (and batch-norm statistics) given by node name, in the layout :meth:`weights` returns."""
+
+    @abstractmethod
+    def trainer(self, net: Any, spec: NetSpec, config: TrainConfig) -> Trainer:
+        """Open a training run on ``net`` (updated in place as epochs complete)."""
 
     @abstractmethod
     def predict(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, output_col: str,

@@ -1,4 +1,4 @@
-"""BigDL DLlib engine: nn-API graphs, NNEstimator's distributed synchronous SGD, NNModel inference."""
+"""BigDL DLlib engine: nn-API graphs, DistriOptimizer's synchronous SGD one epoch at a time, NNModel inference."""
 from __future__ import annotations
 
 import logging
@@ -8,8 +8,9 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cxrzoo.engine.base import Engine, TrainConfig, Weights, register_engine
-from cxrzoo.models.spec import NetSpec, spatial_sizes
+from cxrzoo.engine.base import Engine, TrainConfig, Trainer, Weights, register_engine
+from cxrzoo.engine.bigdl_trainer import BigDLTrainer
+from cxrzoo.models.spec import NetSpec, pair, param_shapes, spatial_sizes
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +25,17 @@ def _build_graph(spec: NetSpec):
     L = _layers()
     sizes = spatial_sizes(spec)
     out: dict[str, Any] = {}
+    layers: dict[str, Any] = {}
     for n in spec.nodes:
         a = n.attrs
         if n.op == "input":
             out[n.name] = L.Input()
             continue
         ins = [out[i] for i in n.inputs]
-        if n.op == "conv":
-            m = L.SpatialConvolution(a["cin"], a["cout"], a["k"], a["k"], a["stride"], a["stride"], a["pad"],
-                                     a["pad"], n_group=a.get("groups", 1), with_bias=a.get("bias", True))
+        if n.op == "conv":  # BigDL takes (kW, kH, dW, dH, padW, padH)
+            (kh, kw), (ph, pw) = pair(a["k"]), pair(a["pad"])
+            m = L.SpatialConvolution(a["cin"], a["cout"], kw, kh, a["stride"], a["stride"], pw, ph,
+                                     n_group=a.get("groups", 1), with_bias=a.get("bias", True))
         elif n.op == "bn":
             m = L.SpatialBatchNormalization(a["channels"], eps=a.get("eps", 1e-5))
         elif n.op == "relu":
@@ -41,6 +44,9 @@ def _build_graph(spec: NetSpec):
             m = L.ReLU6()
         elif n.op == "maxpool":
             m = L.SpatialMaxPooling(a["k"], a["k"], a["stride"], a["stride"], a.get("pad", 0), a.get("pad", 0))
+        elif n.op == "avgpool":  # torch's default count_include_pad=True
+            m = L.SpatialAveragePooling(a["k"], a["k"], a["stride"], a["stride"], a.get("pad", 0), a.get("pad", 0),
+                                        count_include_pad=True)
         elif n.op == "gap":  # average pooling with the full kernel (the MKL-DNN IR rejects global pooling)
             s = sizes[n.inputs[0]]
             m = L.SpatialAveragePooling(s, s, s, s)
@@ -57,8 +63,9 @@ def _build_graph(spec: NetSpec):
         else:  # pragma: no cover - NetSpec validates ops
             raise ValueError(n.op)
         m.set_name(n.name)
+        layers[n.name] = m
         out[n.name] = m(ins[0] if len(ins) == 1 else ins)
-    return L.Model([out["input"]], [out[spec.output.name]])
+    return L.Model([out["input"]], [out[spec.output.name]]), layers
 
 
 def _jtensor_to_numpy(t) -> np.ndarray:
@@ -70,7 +77,7 @@ def _jtensor_to_numpy(t) -> np.ndarray:
 
 @register_engine
 class BigDLEngine(Engine):
-    """Train with BigDL's NNEstimator (DistriOptimizer over the Spark cluster)."""
+    """Train with BigDL's DistriOptimizer over the Spark cluster; predict with NNModel."""
 
     name = "bigdl"
 
@@ -79,26 +86,35 @@ class BigDLEngine(Engine):
 
         init_engine()
 
-        net = _build_graph(spec)
+        net, layers = _build_graph(spec)
         net.set_seed(seed)
         net.reset()
+        # Compact all weights into one storage now, before any forward: BigDL's optimizer compacts
+        # them when training starts, and a convolution that ran forward before that keeps a view on
+        # the old storage (stale weights in later driver-side forwards).  Compacting twice is a no-op.
+        net.value.getParameters()
+        net.cxr_layers = layers  # Python handles of the layers, by node name (weight import)
         return net
 
-    def fit(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, label_col: str,
-            config: TrainConfig) -> Any:
-        from bigdl.dllib.nn.criterion import MultiLabelSoftMarginCriterion
-        from bigdl.dllib.nnframes import NNEstimator
-        from bigdl.dllib.optim.optimizer import SGD, Adam
+    def set_weights(self, net: Any, spec: NetSpec, weights: Weights) -> None:
+        layers = getattr(net, "cxr_layers", None)
+        if layers is None:
+            raise ValueError("set_weights needs a network built by this engine's build() in this process")
+        shapes = param_shapes(spec)
+        for name, kinds in weights.items():
+            if name not in shapes:
+                raise KeyError(f"{name!r} is not a layer with parameters in this network")
+            m = layers[name]
+            current = m.get_weights()  # BigDL's own shapes (a leading group dimension on convolutions)
+            order = ["weight", "bias"][:len(current)]
+            m.set_weights([np.ascontiguousarray(kinds[k], np.float32).reshape(c.shape)
+                           for k, c in zip(order, current)])
+            if "running_mean" in kinds:
+                m.set_running_mean(np.ascontiguousarray(kinds["running_mean"], np.float32))
+                m.set_running_std(np.ascontiguousarray(kinds["running_var"], np.float32))  # BigDL: the variance
 
-        shape = [spec.in_channels, spec.input_size, spec.input_size]
-        n_labels = spec.output.attrs["cout"]
-        optim = (Adam(learningrate=config.learning_rate) if config.optimizer == "adam"
-                 else SGD(learningrate=config.learning_rate, momentum=0.9, nesterov=True, dampening=0.0))
-        est = (NNEstimator(net, MultiLabelSoftMarginCriterion(), shape, [n_labels])
-               .setFeaturesCol(features_col).setLabelCol(label_col)
-               .setBatchSize(config.batch_size).setMaxEpoch(config.epochs).setOptimMethod(optim))
-        est.fit(df.select(features_col, label_col))
-        return net
+    def trainer(self, net: Any, spec: NetSpec, config: TrainConfig) -> Trainer:
+        return BigDLTrainer(net, spec, config)
 
     def predict(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, output_col: str,
                 batch_size: int = 64) -> DataFrame:
@@ -124,6 +140,7 @@ class BigDLEngine(Engine):
     def weights(self, net: Any, spec: NetSpec) -> Weights:
         # per module over py4j: Model.parameters() stalls on graphs of ~150 modules (MobileNetV2)
         jmodules = {m.getName(): m for m in _all_modules(net.value)}
+        shapes = param_shapes(spec)
         out: Weights = {}
         for n in spec.nodes:
             if n.op not in ("conv", "linear", "bn"):
@@ -135,8 +152,7 @@ class BigDLEngine(Engine):
             if len(tensors) > 1:
                 d["bias"] = tensors[1]
             if n.op == "conv":  # BigDL keeps a leading group dimension
-                a = n.attrs
-                d["weight"] = d["weight"].reshape(a["cout"], a["cin"] // a.get("groups", 1), a["k"], a["k"])
+                d["weight"] = d["weight"].reshape(shapes[n.name]["weight"])
             elif n.op == "bn":
                 d["running_mean"] = _jtensor_to_numpy(jm.runningMean())
                 d["running_var"] = _jtensor_to_numpy(jm.runningVar())

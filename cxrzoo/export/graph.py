@@ -11,7 +11,7 @@ import numpy as np
 import openvino as ov
 import openvino.opset13 as ops
 
-from cxrzoo.models.spec import NetSpec
+from cxrzoo.models.spec import NetSpec, pair, param_shapes
 
 
 class WeightMismatchError(ValueError):
@@ -30,23 +30,13 @@ def _i64(values: list[int]) -> ov.Node:
 def check_weights(spec: NetSpec, weights: dict) -> None:
     """Raise :class:`WeightMismatchError` listing every missing or mis-shaped tensor."""
     problems = []
-    for n in spec.nodes:
-        a = n.attrs
-        want: dict[str, tuple] = {}
-        if n.op == "conv":
-            want["weight"] = (a["cout"], a["cin"] // a.get("groups", 1), a["k"], a["k"])
-            if a.get("bias", True):
-                want["bias"] = (a["cout"],)
-        elif n.op == "bn":
-            want = {k: (a["channels"],) for k in ("weight", "bias", "running_mean", "running_var")}
-        elif n.op == "linear":
-            want = {"weight": (a["cout"], a["cin"]), "bias": (a["cout"],)}
-        for kind, shape in want.items():
-            got = weights.get(n.name, {}).get(kind)
+    for name, kinds in param_shapes(spec).items():
+        for kind, shape in kinds.items():
+            got = weights.get(name, {}).get(kind)
             if got is None:
-                problems.append(f"{n.name}/{kind}: missing (expected {shape})")
+                problems.append(f"{name}/{kind}: missing (expected {shape})")
             elif tuple(got.shape) != shape:
-                problems.append(f"{n.name}/{kind}: shape {tuple(got.shape)}, expected {shape}")
+                problems.append(f"{name}/{kind}: shape {tuple(got.shape)}, expected {shape}")
     if problems:
         raise WeightMismatchError(f"{len(problems)} weight mismatch(es):\n  " + "\n  ".join(problems))
 
@@ -57,13 +47,13 @@ def _network(x: ov.Node, spec: NetSpec, weights: dict) -> ov.Node:
         a, w = n.attrs, weights.get(n.name, {})
         ins = [out[i] for i in n.inputs]
         if n.op == "conv":
-            p = a["pad"]
+            p = list(pair(a["pad"]))
             if a.get("groups", 1) == 1:
-                y = ops.convolution(ins[0], _const(w["weight"]), [a["stride"]] * 2, [p, p], [p, p], [1, 1])
+                y = ops.convolution(ins[0], _const(w["weight"]), [a["stride"]] * 2, p, p, [1, 1])
             else:
                 g = a["groups"]
                 wg = w["weight"].reshape(g, a["cout"] // g, *w["weight"].shape[1:])
-                y = ops.group_convolution(ins[0], _const(wg), [a["stride"]] * 2, [p, p], [p, p], [1, 1])
+                y = ops.group_convolution(ins[0], _const(wg), [a["stride"]] * 2, p, p, [1, 1])
             if "bias" in w:
                 y = ops.add(y, _const(w["bias"].reshape(1, -1, 1, 1)))
         elif n.op == "bn":
@@ -77,6 +67,9 @@ def _network(x: ov.Node, spec: NetSpec, weights: dict) -> ov.Node:
         elif n.op == "maxpool":
             k, s, p = a["k"], a["stride"], a.get("pad", 0)
             y = ops.max_pool(ins[0], [s, s], [1, 1], [p, p], [p, p], [k, k], "floor").output(0)
+        elif n.op == "avgpool":  # count_include_pad=True, as torch's default: exclude_pad=False
+            k, s, p = a["k"], a["stride"], a.get("pad", 0)
+            y = ops.avg_pool(ins[0], [s, s], [p, p], [p, p], [k, k], False, "floor")
         elif n.op == "gap":
             y = ops.reduce_mean(ins[0], _i64([2, 3]), True)
         elif n.op == "flatten":

@@ -1,9 +1,12 @@
 """An engine-neutral description of a network: a small graph of named nodes.
 
 A :class:`NetSpec` lists :class:`Node` objects in topological order.  Each node
-has an op (``conv``, ``bn``, ``relu``, ``maxpool``, ``gap``, ``flatten``,
-``dropout``, ``linear``, ``add``, ``concat``), the names of its inputs (the
-previous node when omitted) and its attributes.  Engines build their own
+has an op (``conv``, ``bn``, ``relu``, ``relu6``, ``maxpool``, ``avgpool``, ``gap``,
+``flatten``, ``dropout``, ``linear``, ``add``, ``concat``), the names of its inputs
+(the previous node when omitted) and its attributes.  Kernel sizes and paddings
+are an int or an (h, w) pair (Inception's 1×7 convolutions); feature maps stay
+square.  :func:`param_shapes` says which tensors each node owns, in torchvision's
+layout, for weight import, export and parameter counts.  Engines build their own
 network from it (:mod:`cxrzoo.engine`), and the OpenVINO exporter builds the
 same graph from it plus the trained weights, so the two agree by
 construction.
@@ -14,8 +17,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-OPS = frozenset({"input", "conv", "bn", "relu", "relu6", "maxpool", "gap", "flatten", "dropout", "linear", "add",
-                 "concat"})
+OPS = frozenset({"input", "conv", "bn", "relu", "relu6", "maxpool", "avgpool", "gap", "flatten", "dropout",
+                 "linear", "add", "concat"})
+
+
+def pair(v: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """An int or an (h, w) pair as (h, w)."""
+    if isinstance(v, int):
+        return v, v
+    h, w = v
+    return int(h), int(w)
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,14 @@ class SpecBuilder:
         self.add(f"{name}_bn", "bn", channels=cout, eps=1e-5)
         return self.add(f"{name}_relu", "relu")
 
+    def basic_conv(self, prefix: str, cin: int, cout: int, k, stride: int = 1, pad=0, eps: float = 1e-3,
+                   inputs: tuple[str, ...] | None = None) -> str:
+        """torchvision's Inception ``BasicConv2d``: ``prefix.conv`` (no bias), ``prefix.bn``, ReLU."""
+        self.add(f"{prefix}.conv", "conv", inputs, cin=cin, cout=cout, k=k, stride=stride, pad=pad, groups=1,
+                 bias=False)
+        self.add(f"{prefix}.bn", "bn", channels=cout, eps=eps)
+        return self.add(f"{prefix}.relu", "relu")
+
     def conv_bn(self, prefix: str, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
                 act: str | None = "relu6", inputs: tuple[str, ...] | None = None) -> str:
         """torchvision's ``Conv2dNormActivation`` named as its state dict is: ``prefix.0`` conv, ``prefix.1`` bn."""
@@ -108,13 +127,48 @@ def spatial_sizes(spec: NetSpec) -> dict[str, int]:
             size[n.name] = spec.input_size
             continue
         s = size[n.inputs[0]]
-        if n.op == "conv":
-            s = (s + 2 * a["pad"] - a["k"]) // a["stride"] + 1
-        elif n.op == "maxpool":
-            s = (s + 2 * a.get("pad", 0) - a["k"]) // a["stride"] + 1
+        if n.op in ("conv", "maxpool", "avgpool"):
+            (kh, kw), (ph, pw), st = pair(a["k"]), pair(a.get("pad", 0)), a["stride"]
+            s, sw = (s + 2 * ph - kh) // st + 1, (s + 2 * pw - kw) // st + 1
+            if s != sw:
+                raise ValueError(f"node {n.name!r}: non-square output {s}x{sw}")
         elif n.op in ("gap", "flatten", "linear"):
             s = 1
+        elif n.op in ("add", "concat") and any(size[i] != s for i in n.inputs):
+            raise ValueError(f"node {n.name!r}: inputs of sizes {[size[i] for i in n.inputs]}")
         if s < 1:
             raise ValueError(f"node {n.name!r}: input {spec.input_size}² is too small for this network")
         size[n.name] = s
     return size
+
+
+def param_shapes(spec: NetSpec) -> dict[str, dict[str, tuple[int, ...]]]:
+    """The tensors each node owns, in torchvision's layout: conv ``weight`` (O, I/g, kh, kw) and ``bias``;
+    bn ``weight``, ``bias``, ``running_mean``, ``running_var``; linear ``weight`` (O, I) and ``bias``."""
+    out: dict[str, dict[str, tuple[int, ...]]] = {}
+    for n in spec.nodes:
+        a = n.attrs
+        if n.op == "conv":
+            kh, kw = pair(a["k"])
+            d = {"weight": (a["cout"], a["cin"] // a.get("groups", 1), kh, kw)}
+            if a.get("bias", True):
+                d["bias"] = (a["cout"],)
+            out[n.name] = d
+        elif n.op == "bn":
+            out[n.name] = {k: (a["channels"],) for k in ("weight", "bias", "running_mean", "running_var")}
+        elif n.op == "linear":
+            out[n.name] = {"weight": (a["cout"], a["cin"]), "bias": (a["cout"],)}
+    return out
+
+
+def count_params(spec: NetSpec) -> int:
+    """Trainable parameters (batch-norm running statistics excluded, as torch's ``parameters()``)."""
+    total = 0
+    for kinds in param_shapes(spec).values():
+        for kind, shape in kinds.items():
+            if kind not in ("running_mean", "running_var"):
+                n = 1
+                for d in shape:
+                    n *= d
+                total += n
+    return total

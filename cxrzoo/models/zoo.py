@@ -1,18 +1,10 @@
-"""Registered networks."""
+"""Registered networks: ``tiny`` and ``mobilenet_v2`` here; the other backbones register from their modules."""
 from __future__ import annotations
 
-from cxrzoo.models.registry import ModelConfig, register_model
+from cxrzoo.models import densenet, inception, resnet, vgg  # noqa: F401  (register themselves)
+from cxrzoo.models.heads import seed_head as _head
+from cxrzoo.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, register_model
 from cxrzoo.models.spec import NetSpec, SpecBuilder
-
-
-def _head(b: SpecBuilder, channels: int, num_classes: int, dropout: float, fc: str = "fc") -> NetSpec:
-    """The seed's head: global average pooling → dropout → dense (logits; sigmoid in the loss)."""
-    b.add("gap", "gap")
-    b.add("flatten", "flatten", channels=channels)
-    if dropout > 0:
-        b.add("dropout", "dropout", p=dropout)
-    b.add(fc, "linear", cin=channels, cout=num_classes)
-    return b.build()
 
 
 @register_model(ModelConfig(name="tiny", input_size=224))
@@ -40,8 +32,8 @@ _MOBILENET_V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6,
                  (6, 320, 1, 1)]
 
 
-@register_model(ModelConfig(name="mobilenet_v2", input_size=224, mean=(123.675, 116.28, 103.53),
-                            std=(58.395, 57.12, 57.375), feature_layer="gap", classifier_layer="fc"))
+@register_model(ModelConfig(name="mobilenet_v2", input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                            feature_layer="gap", classifier_layer="fc", imagenet_head=("classifier.1",)))
 def mobilenet_v2(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) -> NetSpec:
     """torchvision's MobileNetV2 (3,504,872 parameters with the ImageNet head), node names = state-dict keys.
 
@@ -65,4 +57,6 @@ def mobilenet_v2(num_classes: int = 14, dropout: float = 0.2, input_size: int = 
                 x = b.add(f"features.{idx}.add", "add", inputs=(block_in, x))
             cin, idx = c, idx + 1
     b.conv_bn(f"features.{idx}", cin, 1280, 1)
-    return _head(b, 1280, num_classes, dropout, fc="classifier.1" if num_classes == 1000 else "fc")
+    if num_classes == 1000:  # torchvision's classifier: Dropout(0.2) then classifier.1
+        return _head(b, 1280, num_classes, 0.2, fc="classifier.1")
+    return _head(b, 1280, num_classes, dropout)

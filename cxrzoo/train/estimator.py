@@ -1,9 +1,11 @@
 """``CXREstimator`` / ``CXRModel``: multi-label CNN training as a Spark ML Estimator."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
+from dataclasses import asdict
 from typing import Any
 
 from pyspark import keyword_only
@@ -18,6 +20,9 @@ from cxrzoo.engine.base import Engine, TrainConfig, get_engine
 from cxrzoo.models import create_spec, get_config
 from cxrzoo.models.spec import NetSpec
 from cxrzoo.params import HasModelName, HasNormalization, HasTrainingParams
+from cxrzoo.preprocess import CXRPreprocessor
+from cxrzoo.train.feed import augmented_rdd, features_rdd
+from cxrzoo.train.loop import run_epochs
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +38,27 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
 
     imageSize = Param(Params._dummy(), "imageSize", "side of the ingested gray images the features were cropped "
                       "from (recorded for export)", typeConverter=TypeConverters.toInt)
+    preprocessor = Param(Params._dummy(), "preprocessor",
+                         "JSON params of a CXRPreprocessor run on the image column every epoch with the epoch "
+                         "number (augmentation differs per epoch); empty: train on featuresCol as given",
+                         typeConverter=TypeConverters.toString)
 
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(featuresCol="features", labelCol="labels", predictionCol="probabilities", seed=0,
-                         imageSize=256)
+                         imageSize=256, preprocessor="")
+
+    def setPreprocessor(self, prep: CXRPreprocessor | None):
+        """Run ``prep`` on the image column each epoch (stored as its params; ``None`` clears it)."""
+        if prep is None:
+            return self._set(preprocessor="")
+        params = {p.name: v for p, v in prep.extractParamMap().items()}
+        return self._set(preprocessor=json.dumps(params, sort_keys=True))
+
+    def getPreprocessor(self) -> CXRPreprocessor | None:
+        """The per-epoch preprocessor, or None."""
+        text = self.getOrDefault(self.preprocessor)
+        return CXRPreprocessor(**json.loads(text)) if text else None
 
     def getImageSize(self) -> int:
         """Gets the value of imageSize or its default value."""
@@ -89,32 +110,69 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         return self
 
     def _fit(self, dataset: DataFrame) -> "CXRModel":
-        fcol, lcol = self.getFeaturesCol(), self.getLabelCol()
-        for col in (fcol, lcol):
-            if col not in dataset.columns:
-                raise ValueError(f"CXREstimator: input has no column {col!r}; columns: {dataset.columns}")
-        train = dataset.where(F.col(fcol).isNotNull()).select(fcol, lcol)
+        prep = self.getPreprocessor()
+        lcol = self.getLabelCol()
         cores = dataset.sparkSession.sparkContext.defaultParallelism
         batch = self.getBatchSize()
         if batch % cores:
             raise ValueError(f"batchSize {batch} is not a multiple of the {cores} executor cores; "
                              f"use e.g. {max(cores, round(batch / cores) * cores)}")
+        if prep is not None:
+            return self._fit_images(dataset, prep)
+        fcol = self.getFeaturesCol()
+        _require(dataset, [fcol, lcol])
+        train = dataset.where(F.col(fcol).isNotNull()).select(fcol, lcol)
         size = _input_size(train, fcol)
-        spec = self._spec(size)
         ingest_side = None
         if "image" in dataset.columns and not self.isSet(self.imageSize):  # record the ingest size for export
             row = dataset.where(F.col("image").isNotNull()).select(F.length("image").alias("n")).first()
             ingest_side = math.isqrt(row["n"]) if row is not None else None
+        data = features_rdd(train, fcol, lcol, size)
+        model = self._train(size, lambda epoch: data)
+        return model._set(imageSize=ingest_side) if ingest_side else model
+
+    def _fit_images(self, dataset: DataFrame, prep: CXRPreprocessor) -> "CXRModel":
+        icol, kcol, lcol = prep.getInputCol(), prep.getOrDefault(prep.keyCol), self.getLabelCol()
+        _require(dataset, [icol, kcol, lcol])
+        images = dataset.where(F.col(icol).isNotNull()).select(kcol, icol, lcol)
+        sides = [r["n"] for r in images.select(F.length(icol).alias("n")).distinct().limit(3).collect()]
+        if not sides:
+            raise ValueError(f"no rows with {icol!r}: every image failed to decode or the data is empty")
+        side = math.isqrt(sides[0])
+        if len(sides) > 1 or side * side != sides[0] or side < prep.getCropSize():
+            raise ValueError(f"{icol!r} must hold square gray images of one size >= the crop "
+                             f"{prep.getCropSize()}; found byte lengths {sides} (ingest with one --size)")
+        cached = not images.is_cached
+        if cached:
+            images = images.persist()
+        cfg, seed = prep.chain_config(), prep.getOrDefault(prep.seed)
+        try:
+            model = self._train(prep.getCropSize(),
+                                lambda epoch: augmented_rdd(images, icol, kcol, lcol, cfg, seed, epoch))
+        finally:
+            if cached:
+                images.unpersist()
+        return model._set(imageSize=side, normalization=prep.getNormalization())
+
+    def _train(self, size: int, epoch_data) -> "CXRModel":
+        spec = self._spec(size)
         engine = get_engine(self.getEngine())
         net = engine.build(spec, seed=self.getSeed())
-        cfg = TrainConfig(epochs=self.getEpochs(), batch_size=batch, learning_rate=self.getLearningRate(),
-                          optimizer=self.getOptimizer(), seed=self.getSeed())
+        cfg = TrainConfig(epochs=self.getEpochs(), batch_size=self.getBatchSize(),
+                          learning_rate=self.getLearningRate(), optimizer=self.getOptimizer(), seed=self.getSeed())
         t0 = time.perf_counter()
-        net = engine.fit(net, spec, train, fcol, lcol, cfg)
+        history = run_epochs(engine, net, spec, cfg, epoch_data)
         log.info("trained %s (%d² input) for %d epochs in %.1fs", self.getModelName(), size, cfg.epochs,
                  time.perf_counter() - t0)
         model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))
-        return model._set(imageSize=ingest_side) if ingest_side else model
+        model.history = [asdict(h) for h in history]
+        return model
+
+
+def _require(df: DataFrame, cols: list[str]) -> None:
+    for col in cols:
+        if col not in df.columns:
+            raise ValueError(f"CXREstimator: input has no column {col!r}; columns: {df.columns}")
 
 
 class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
@@ -123,16 +181,22 @@ class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
     def __init__(self, net: Any = None, spec: NetSpec | None = None, backend: Engine | None = None) -> None:
         super().__init__()
         self.net, self.spec, self.backend = net, spec, backend
+        self.history: list[dict] = []
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         if self.net is None or self.spec is None or self.backend is None:
             raise RuntimeError("CXRModel has no trained network; fit a CXREstimator or CXRModel.load(path)")
         fcol = self.getFeaturesCol()
+        prep = self.getPreprocessor()
+        added = fcol not in dataset.columns and prep is not None
+        if added:  # images in: the preprocessor's eval mode (center crop) first
+            dataset = prep.setAugment(False).setParams(outputCol=fcol).transform(dataset)
         ok = dataset.where(F.col(fcol).isNotNull())
         bad = dataset.where(F.col(fcol).isNull())
         scored = self.backend.predict(self.net, self.spec, ok, fcol, self.getPredictionCol(),
                                      batch_size=max(2, self.getBatchSize()))
-        return scored.unionByName(bad.withColumn(self.getPredictionCol(), F.lit(None).cast("array<float>")))
+        out = scored.unionByName(bad.withColumn(self.getPredictionCol(), F.lit(None).cast("array<float>")))
+        return out.drop(fcol) if added else out
 
     def weights(self) -> dict:
         """Trained parameters by node name (engine-neutral numpy arrays)."""

@@ -80,7 +80,8 @@ class CXRModelWriter(MLWriter):
         np.savez(os.path.join(path, "weights.npz"), **flatten_weights(m.weights()))
         card = {"model": m.getModelName(), "input_size": m.spec.input_size, "channels": m.spec.in_channels,
                 "labels": list(LABELS), "engine": m.getEngine(), "dropout": m.getDropout(),
-                "image_size": m.getImageSize(), "normalization": m.getNormalization()}
+                "image_size": m.getImageSize(), "normalization": m.getNormalization(),
+                "history": getattr(m, "history", [])}
         Path(path, "model.json").write_text(json.dumps(card, indent=1) + "\n")
 
 
@@ -103,4 +104,6 @@ class CXRModelReader(MLReader):
         spec = model._spec(int(meta["inputSize"]))
         engine = get_engine(model.getEngine())
         model.net, model.spec, model.backend = engine.load(str(root / "net.bigdl"), spec), spec, engine
+        card = root / "model.json"
+        model.history = json.loads(card.read_text()).get("history", []) if card.exists() else []
         return model

