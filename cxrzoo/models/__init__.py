@@ -5,5 +5,5 @@ from cxrzoo.models.registry import (ModelConfig, UnknownModelError, create_model
                                     list_models, register_model)
 from cxrzoo.models.spec import NetSpec, Node, SpecBuilder
 
-__all__ = ["CheckpointMismatchError", "ModelConfig", "create_model", "load_pretrained", "NetSpec", "Node", "SpecBuilder", "UnknownModelError", "create_spec", "get_config",
-           "list_models", "register_model"]
+__all__ = ["CheckpointMismatchError", "ModelConfig", "NetSpec", "Node", "SpecBuilder", "UnknownModelError",
+           "create_model", "create_spec", "get_config", "list_models", "load_pretrained", "register_model"]
