@@ -126,3 +126,32 @@ class HasTrainingParams(Params):
     def getEngine(self) -> str:
         """Gets the value of engine or its default value."""
         return self.getOrDefault(self.engine)
+
+
+class HasFineTuning(Params):
+    """Mixin for transfer learning: pretrained weights and a freeze policy."""
+
+    pretrained = Param(Params._dummy(), "pretrained", "torchvision-layout checkpoint (.pth or .safetensors) to "
+                       "start from; its ImageNet classifier is dropped for the 14-way head; '' trains from scratch",
+                       typeConverter=TypeConverters.toString)
+    freezeEpochs = Param(Params._dummy(), "freezeEpochs", "epochs during which the layers up to freezeUpTo are "
+                         "frozen (only the head trains); then everything trains", typeConverter=TypeConverters.toInt)
+    freezeUpTo = Param(Params._dummy(), "freezeUpTo", "freeze the layers from the input up to this node "
+                       "(inclusive); '' means the model's feature layer, i.e. the whole backbone",
+                       typeConverter=TypeConverters.toString)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(pretrained="", freezeEpochs=0, freezeUpTo="")
+
+    def getPretrained(self) -> str:
+        """Gets the value of pretrained or its default value."""
+        return self.getOrDefault(self.pretrained)
+
+    def getFreezeEpochs(self) -> int:
+        """Gets the value of freezeEpochs or its default value."""
+        return self.getOrDefault(self.freezeEpochs)
+
+    def getFreezeUpTo(self) -> str:
+        """Gets the value of freezeUpTo or its default value."""
+        return self.getOrDefault(self.freezeUpTo)

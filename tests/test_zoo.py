@@ -126,3 +126,25 @@ def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
         1, 3, 1, 1)) / np.array(cfg.std, np.float32).reshape(1, 3, 1, 1)
     bigdl_p = 1 / (1 + np.exp(-net.forward(xi.astype(np.float32))))
     np.testing.assert_allclose(ov_p, bigdl_p, atol=1e-4)
+
+
+def test_fine_tuning_freezes_the_pretrained_backbone_then_unfreezes(spark, ingested):
+    from cxrzoo.models.weights import load_state_dict
+    from cxrzoo.preprocess import CXRPreprocessor
+    from cxrzoo.train import CXREstimator
+
+    path = _mobilenet_checkpoint()
+    ref = load_state_dict(path)["features.0.0.weight"]
+    df = spark.read.parquet(ingested)
+    prep = CXRPreprocessor(cropSize=64, normalization="imagenet")
+
+    def train(epochs: int):
+        est = CXREstimator(modelName="mobilenet_v2", epochs=epochs, batchSize=8, learningRate=1e-3,
+                           pretrained=str(path), freezeEpochs=1).setPreprocessor(prep)
+        return est.fit(df).weights()
+
+    head_only = train(1)
+    np.testing.assert_array_equal(head_only["features.0.0"]["weight"], ref)  # frozen: bit-identical
+    both = train(2)
+    assert np.abs(both["features.0.0"]["weight"] - ref).max() > 0  # unfrozen in epoch 2
+    assert np.abs(both["fc"]["weight"] - head_only["fc"]["weight"]).max() > 0

@@ -79,6 +79,10 @@ class Engine(ABC):
         """Load parameters (and batch-norm statistics) given by node name, in the layout :meth:`weights` returns."""
 
     @abstractmethod
+    def freeze(self, net: Any, names: list[str] | None) -> None:
+        """Stop updating the parameters of the layers ``names``; ``None`` unfreezes every layer."""
+
+    @abstractmethod
     def trainer(self, net: Any, spec: NetSpec, config: TrainConfig) -> Trainer:
         """Open a training run on ``net`` (updated in place as epochs complete)."""
 

@@ -113,6 +113,13 @@ class BigDLEngine(Engine):
                 m.set_running_mean(np.ascontiguousarray(kinds["running_mean"], np.float32))
                 m.set_running_std(np.ascontiguousarray(kinds["running_var"], np.float32))  # BigDL: the variance
 
+    def freeze(self, net: Any, names: list[str] | None) -> None:
+        # BigDL zeroes these layers' gradient scales; with Adam, parameters that never had a
+        # gradient get no update, so a backbone frozen from the first epoch stays exactly put
+        net.unfreeze()
+        if names:
+            net.freeze(list(names))
+
     def trainer(self, net: Any, spec: NetSpec, config: TrainConfig) -> Trainer:
         return BigDLTrainer(net, spec, config)
 

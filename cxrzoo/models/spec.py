@@ -172,3 +172,18 @@ def count_params(spec: NetSpec) -> int:
                     n *= d
                 total += n
     return total
+
+
+def layers_up_to(spec: NetSpec, name: str) -> list[str]:
+    """Nodes with parameters from the input up to ``name`` (inclusive): what freezing "up to" a layer covers."""
+    by_name = {n.name: n for n in spec.nodes}
+    if name not in by_name:
+        raise KeyError(f"no layer {name!r} in the network; e.g. {[n.name for n in spec.nodes[-6:]]}")
+    seen, stack = set(), [name]
+    while stack:
+        cur = stack.pop()
+        if cur not in seen:
+            seen.add(cur)
+            stack.extend(by_name[cur].inputs)
+    owners = param_shapes(spec)
+    return [n.name for n in spec.nodes if n.name in seen and n.name in owners]

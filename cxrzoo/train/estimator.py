@@ -19,7 +19,9 @@ from pyspark.sql import functions as F
 from cxrzoo.engine.base import Engine, TrainConfig, get_engine
 from cxrzoo.models import create_spec, get_config
 from cxrzoo.models.spec import NetSpec
-from cxrzoo.params import HasModelName, HasNormalization, HasTrainingParams
+from cxrzoo.models.pretrained import load_pretrained
+from cxrzoo.models.spec import layers_up_to
+from cxrzoo.params import HasFineTuning, HasModelName, HasNormalization, HasTrainingParams
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.train.feed import augmented_rdd, features_rdd
 from cxrzoo.train.loop import run_epochs
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasModelName, HasTrainingParams,
-                 HasNormalization):
+                 HasNormalization, HasFineTuning):
     """Params shared by the estimator and its model.
 
     ``imageSize`` and ``normalization`` record how the features were made (the
@@ -97,7 +99,8 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                  predictionCol: str = "probabilities", modelName: str = "tiny", epochs: int = 10,
                  batchSize: int = 32, learningRate: float = 1e-3, optimizer: str = "adam", dropout: float = 0.2,
                  engine: str = "bigdl", seed: int = 0, imageSize: int = 256,
-                 normalization: str = "caffe") -> None:
+                 normalization: str = "caffe", pretrained: str = "", freezeEpochs: int = 0,
+                 freezeUpTo: str = "") -> None:
         super().__init__()
         self._set(**self._input_kwargs)
         get_config(self.getModelName())  # validate against the registry now, not after an hour
@@ -158,10 +161,14 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         spec = self._spec(size)
         engine = get_engine(self.getEngine())
         net = engine.build(spec, seed=self.getSeed())
+        config = get_config(self.getModelName())
+        if self.getPretrained():
+            engine.set_weights(net, spec, load_pretrained(spec, config, self.getPretrained()))
+        frozen = layers_up_to(spec, self.getFreezeUpTo() or config.feature_layer) if self.getFreezeEpochs() else None
         cfg = TrainConfig(epochs=self.getEpochs(), batch_size=self.getBatchSize(),
                           learning_rate=self.getLearningRate(), optimizer=self.getOptimizer(), seed=self.getSeed())
         t0 = time.perf_counter()
-        history = run_epochs(engine, net, spec, cfg, epoch_data)
+        history = run_epochs(engine, net, spec, cfg, epoch_data, frozen=frozen, freeze_epochs=self.getFreezeEpochs())
         log.info("trained %s (%d² input) for %d epochs in %.1fs", self.getModelName(), size, cfg.epochs,
                  time.perf_counter() - t0)
         model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))

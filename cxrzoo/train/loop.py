@@ -13,16 +13,23 @@ log = logging.getLogger(__name__)
 
 
 def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
-               epoch_data: Callable[[int], RDD]) -> list[EpochStats]:
+               epoch_data: Callable[[int], RDD], frozen: list[str] | None = None,
+               freeze_epochs: int = 0) -> list[EpochStats]:
     """Train ``net`` for ``config.epochs`` epochs on ``epoch_data(epoch)`` and return each epoch's stats.
 
     ``epoch_data`` may return the same RDD every epoch (fixed features; the engine
     keeps its cached copy) or a new one (augmentation that differs per epoch).
+    The layers ``frozen`` are not updated during the first ``freeze_epochs`` epochs
+    (fine-tuning: train the new head on a pretrained backbone first), then everything trains.
     """
     trainer = engine.trainer(net, spec, config)
     history: list[EpochStats] = []
     try:
         for epoch in range(config.epochs):
+            if frozen and freeze_epochs and epoch in (0, freeze_epochs):
+                engine.freeze(net, frozen if epoch < freeze_epochs else None)
+                log.info("epoch %d: %s %d layers", epoch + 1, "freezing" if epoch < freeze_epochs else "unfreezing",
+                         len(frozen))
             stats = trainer.train_epoch(epoch_data(epoch), epoch)
             history.append(stats)
             log.info("epoch %d/%d: loss %s, %.1f images/s, lr %s", epoch + 1, config.epochs,
