@@ -97,7 +97,10 @@ class HasTrainingParams(Params):
                       typeConverter=_one_of("optimizer", {"adam", "sgd"}))
     dropout = Param(Params._dummy(), "dropout", "dropout before the classifier",
                     typeConverter=_probability("dropout"))
-    engine = Param(Params._dummy(), "engine", "training engine", typeConverter=_one_of("engine", {"bigdl"}))
+    engine = Param(Params._dummy(), "engine", "training engine: 'bigdl' (BigDL on the engine type the session "
+                   "runs), or 'mklblas' / 'mkldnn' to require that BigDL engine type (a JVM-wide setting: "
+                   "cxrzoo.get_spark(bigdl_engine=...) or CXRZOO_BIGDL_ENGINE)",
+                   typeConverter=_one_of("engine", {"bigdl", "mklblas", "mkldnn"}))
 
     def __init__(self) -> None:
         super().__init__()

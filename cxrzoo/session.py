@@ -21,10 +21,18 @@ _LOG4J2 = Path(__file__).with_name("data") / "log4j2.properties"
 _JAVA_LOG_OPTS = f"-Dlog4j2.configurationFile=file:{_LOG4J2} -Dbigdl.utils.LoggerFilter.disable=true"
 
 
+BIGDL_ENGINES = ("mklblas", "mkldnn")
+
+
 def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory: str = DEFAULT_DRIVER_MEMORY,
                executor_cores: int | None = None, executor_memory: str | None = None,
-               num_executors: int | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+               num_executors: int | None = None, extra: Mapping[str, str] | None = None,
+               bigdl_engine: str = "mklblas") -> dict[str, str]:
     """The Spark configuration cxrzoo runs with, as a plain dict (see :func:`get_spark`)."""
+    if bigdl_engine not in BIGDL_ENGINES:
+        raise ValueError(f"bigdl_engine must be one of {BIGDL_ENGINES}, not {bigdl_engine!r}")
+    # deep graphs (DenseNet's 58 concatenations) overflow the default 1 MB stack in BigDL's MKL-DNN conversion
+    java_opts = f"{_JAVA_LOG_OPTS} -Xss64m -Dbigdl.engineType={bigdl_engine}"
     conf = {
         "spark.master": master,
         "spark.app.name": app_name,
@@ -43,8 +51,9 @@ def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": "64",
         "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
         # BigDL's jar carries a log4j2-test.xml that logs everything at INFO to stdout: use ours instead
-        "spark.driver.extraJavaOptions": _JAVA_LOG_OPTS,
-        "spark.executor.extraJavaOptions": _JAVA_LOG_OPTS,
+        # (and BigDL's engine type, a JVM-wide setting: mklblas or mkldnn)
+        "spark.driver.extraJavaOptions": java_opts,
+        "spark.executor.extraJavaOptions": java_opts,
     }
     if master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"
@@ -62,7 +71,8 @@ def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory
 
 def get_spark(master: str | None = None, app_name: str = "cxrzoo", driver_memory: str = DEFAULT_DRIVER_MEMORY,
               executor_cores: int | None = None, executor_memory: str | None = None,
-              num_executors: int | None = None, conf: Mapping[str, str] | None = None) -> SparkSession:
+              num_executors: int | None = None, conf: Mapping[str, str] | None = None,
+              bigdl_engine: str | None = None) -> SparkSession:
     """Return the SparkSession with BigDL initialised, creating it on first call.
 
     Parameters
@@ -77,6 +87,9 @@ def get_spark(master: str | None = None, app_name: str = "cxrzoo", driver_memory
         Executor sizing for cluster masters.
     conf : mapping, optional
         Extra Spark settings, applied last.
+    bigdl_engine : {"mklblas", "mkldnn"}, optional
+        BigDL's compute engine for every model of this JVM; default ``$CXRZOO_BIGDL_ENGINE`` or
+        ``mklblas``.  ``mkldnn`` runs training through BigDL's MKL-DNN IR (nn-API graphs only).
 
     Returns
     -------
@@ -99,8 +112,8 @@ def get_spark(master: str | None = None, app_name: str = "cxrzoo", driver_memory
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         from bigdl.dllib.nncontext import init_nncontext, init_spark_conf
 
-        settings = spark_conf(resolved, app_name, driver_memory,
-                              executor_cores, executor_memory, num_executors, conf)
+        settings = spark_conf(resolved, app_name, driver_memory, executor_cores, executor_memory, num_executors,
+                              conf, bigdl_engine or os.environ.get("CXRZOO_BIGDL_ENGINE", "mklblas"))
         python_home = os.environ.get("PYTHONHOME")
         sc = init_nncontext(init_spark_conf(settings), redirect_spark_log=False, spark_log_level="WARN")
         # BigDL points PYTHONHOME at the venv, which breaks every Python subprocess started later

@@ -148,3 +148,23 @@ def test_fine_tuning_freezes_the_pretrained_backbone_then_unfreezes(spark, inges
     both = train(2)
     assert np.abs(both["features.0.0"]["weight"] - ref).max() > 0  # unfrozen in epoch 2
     assert np.abs(both["fc"]["weight"] - head_only["fc"]["weight"]).max() > 0
+
+
+def test_relu6_rewrite_for_mkldnn_equals_reference(spark):
+    """BigDL's MKL-DNN IR has no ReLU6: the engine rewrites it as relu(x) - relu(x - 6) with frozen layers."""
+    from cxrzoo.engine.bigdl import _build_graph
+
+    path = _mobilenet_checkpoint()
+    spec = create_spec("mobilenet_v2", num_classes=1000, input_size=64)
+    net, layers, fixed = _build_graph(spec, relu6_as_relus=True)
+    net.reset()
+    for f in fixed:
+        f.apply()
+    net.cxr_layers = layers
+    from cxrzoo.engine.base import get_engine
+
+    weights = load_pretrained(spec, get_config("mobilenet_v2"), path)
+    get_engine("bigdl").set_weights(net, spec, weights)
+    net.evaluate()
+    x = np.random.default_rng(3).normal(0, 2, (2, 3, 64, 64)).astype(np.float32)
+    np.testing.assert_allclose(net.forward(x), npref.forward(spec, weights, x), atol=1e-4, rtol=0)

@@ -115,9 +115,11 @@ def register_engine(cls: type[Engine]) -> type[Engine]:
 
 
 def get_engine(name: str = "bigdl") -> Engine:
-    """Instantiate the engine called ``name``."""
-    if name == "bigdl" and name not in _ENGINES:
+    """Instantiate the engine called ``name`` (``mklblas`` and ``mkldnn`` are BigDL requiring that engine type)."""
+    if name in ("bigdl", "mklblas", "mkldnn") and "bigdl" not in _ENGINES:
         import cxrzoo.engine.bigdl  # noqa: F401  (registers itself)
+    if name in ("mklblas", "mkldnn"):
+        return _ENGINES["bigdl"](engine_type=name)
     try:
         return _ENGINES[name]()
     except KeyError:

@@ -21,8 +21,45 @@ def _layers():
     return L
 
 
-def _build_graph(spec: NetSpec):
+def _engine_type() -> str:
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context
+    return str(sc._jvm.System.getProperty("bigdl.engineType", "mklblas")) if sc is not None else "mklblas"
+
+
+def _channels(spec: NetSpec, name: str) -> int:
+    a = spec.node(name).attrs
+    return int(a.get("channels", a.get("cout", 0)))
+
+
+class _Fixed:
+    """A frozen 1×1 depthwise convolution computing ``weight * x + bias`` per channel."""
+
+    def __init__(self, L, name: str, channels: int, weight: float, bias: float) -> None:
+        self.module = L.SpatialConvolution(channels, channels, 1, 1, n_group=channels, with_bias=True)
+        self.module.set_name(name)
+        self.weights = [np.full((channels, 1, 1, 1, 1), weight, np.float32), np.full(channels, bias, np.float32)]
+
+    def apply(self) -> None:
+        """Set the fixed values (after any reset) and keep them out of training."""
+        self.module.set_weights(self.weights)
+        self.module.freeze()
+
+
+def _relu6_as_relus(L, name: str, x, channels: int, fixed: list[_Fixed]):
+    """clamp(x, 0, 6) = relu(x) - relu(x - 6) from layers BigDL's MKL-DNN IR supports (it has no ReLU6)."""
+    low = L.ReLU().set_name(f"{name}/relu")(x)
+    minus6, negate = _Fixed(L, f"{name}/minus6", channels, 1.0, -6.0), _Fixed(L, f"{name}/negate", channels, -1.0, 0.0)
+    fixed += [minus6, negate]
+    high = L.ReLU().set_name(f"{name}/relu_high")(minus6.module(x))
+    return L.CAddTable().set_name(name)([low, negate.module(high)])
+
+
+def _build_graph(spec: NetSpec, relu6_as_relus: bool = False):
+    """The BigDL graph of ``spec``, the Python layer handles by node name, and fixed helper layers to set."""
     L = _layers()
+    fixed: list[_Fixed] = []
     sizes = spatial_sizes(spec)
     out: dict[str, Any] = {}
     layers: dict[str, Any] = {}
@@ -40,6 +77,9 @@ def _build_graph(spec: NetSpec):
             m = L.SpatialBatchNormalization(a["channels"], eps=a.get("eps", 1e-5))
         elif n.op == "relu":
             m = L.ReLU()
+        elif n.op == "relu6" and relu6_as_relus:
+            out[n.name] = _relu6_as_relus(L, n.name, ins[0], _channels(spec, n.inputs[0]), fixed)
+            continue
         elif n.op == "relu6":
             m = L.ReLU6()
         elif n.op == "maxpool":
@@ -59,13 +99,13 @@ def _build_graph(spec: NetSpec):
         elif n.op == "add":
             m = L.CAddTable()
         elif n.op == "concat":
-            m = L.JoinTable(2, 4)
+            m = L.JoinTable(2, 0)  # absolute dimension 2 (channels of NCHW); the MKL-DNN IR needs nInputDims <= 0
         else:  # pragma: no cover - NetSpec validates ops
             raise ValueError(n.op)
         m.set_name(n.name)
         layers[n.name] = m
         out[n.name] = m(ins[0] if len(ins) == 1 else ins)
-    return L.Model([out["input"]], [out[spec.output.name]]), layers
+    return L.Model([out["input"]], [out[spec.output.name]]), layers, fixed
 
 
 def _jtensor_to_numpy(t) -> np.ndarray:
@@ -81,14 +121,25 @@ class BigDLEngine(Engine):
 
     name = "bigdl"
 
+    def __init__(self, engine_type: str | None = None) -> None:
+        self.engine_type = engine_type
+
     def build(self, spec: NetSpec, seed: int = 0) -> Any:
         from bigdl.dllib.utils.common import init_engine
 
+        running = _engine_type()
+        if self.engine_type and running != self.engine_type:
+            raise RuntimeError(f"BigDL runs the {running} engine in this JVM but {self.engine_type} was asked for; "
+                               f"start Spark with cxrzoo.get_spark(bigdl_engine={self.engine_type!r}) or "
+                               f"CXRZOO_BIGDL_ENGINE={self.engine_type} (a JVM-wide setting)")
         init_engine()
 
-        net, layers = _build_graph(spec)
+        net, layers, fixed = _build_graph(spec, relu6_as_relus=_engine_type() == "mkldnn")
         net.set_seed(seed)
         net.reset()
+        for f in fixed:
+            f.apply()
+        net.cxr_fixed = [f.module.name() for f in fixed]  # stay frozen through freeze/unfreeze
         # Compact all weights into one storage now, before any forward: BigDL's optimizer compacts
         # them when training starts, and a convolution that ran forward before that keeps a view on
         # the old storage (stale weights in later driver-side forwards).  Compacting twice is a no-op.
@@ -117,8 +168,9 @@ class BigDLEngine(Engine):
         # BigDL zeroes these layers' gradient scales; with Adam, parameters that never had a
         # gradient get no update, so a backbone frozen from the first epoch stays exactly put
         net.unfreeze()
-        if names:
-            net.freeze(list(names))
+        keep = list(names or []) + list(getattr(net, "cxr_fixed", []))
+        if keep:
+            net.freeze(keep)
 
     def trainer(self, net: Any, spec: NetSpec, config: TrainConfig) -> Trainer:
         return BigDLTrainer(net, spec, config)

@@ -1,0 +1,40 @@
+"""Run in a fresh JVM with BigDL's MKL-DNN engine (tests/test_mkldnn.py): train each named backbone briefly.
+
+Prints one line per model: ``name loss0 loss1``.
+"""
+from __future__ import annotations
+
+import gc
+import sys
+
+import numpy as np
+
+from cxrzoo.engine.base import TrainConfig, get_engine
+from cxrzoo.models import create_spec
+from cxrzoo.session import get_spark
+
+SIZES = {"inception_v3": 139, "mobilenet_v2": 96}  # 32² for the others (MobileNetV2's BN needs > 1×1 maps)
+
+
+def main() -> None:
+    spark = get_spark(master="local[2]", driver_memory="6g", bigdl_engine="mkldnn")
+    engine = get_engine("mkldnn")
+    for name in sys.argv[1:]:
+        size = SIZES.get(name, 32)
+        spec = create_spec(name, num_classes=14, dropout=0.0, input_size=size)
+        net = engine.build(spec, seed=1)
+        rng = np.random.default_rng(1)
+        x = rng.normal(0, 1, (8, 3, size, size)).astype(np.float32)
+        y = (rng.random((8, 14)) < 0.3).astype(np.float32)
+        data = spark.sparkContext.parallelize(list(zip(x, y)), 2)
+        trainer = engine.trainer(net, spec, TrainConfig(epochs=2, batch_size=4, learning_rate=1e-4))
+        losses = [trainer.train_epoch(data, e).loss for e in range(2)]
+        trainer.close()
+        print(name, *losses, flush=True)  # noqa: T201
+        del net, trainer, data
+        gc.collect()
+        spark.sparkContext._jvm.System.gc()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Every backbone trains on BigDL's MKL-DNN engine (a JVM-wide setting, so in a JVM of its own)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrzoo.engine.base import get_engine
+
+MODELS = ["tiny", "resnet50", "densenet121", "mobilenet_v2", "vgg16", "inception_v3"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_backbone_trains_on_mkldnn(name):
+    """Two epochs in a JVM of its own (one per model: BigDL keeps replicas of every model it trained)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+    script = Path(__file__).with_name("mkldnn_train.py")
+    run = subprocess.run([sys.executable, str(script), name], capture_output=True, text=True, env=env,
+                         timeout=900, cwd=Path(__file__).parents[1])
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [ln.split() for ln in run.stdout.splitlines() if ln.split() and ln.split()[0] == name]
+    assert len(lines) == 1, run.stdout[-2000:]
+    _, first, second = lines[0]
+    assert np.isfinite(float(first)) and float(second) < float(first), (name, first, second)
+
+
+def test_asking_for_the_engine_the_jvm_does_not_run_is_a_clear_error(spark):
+    from cxrzoo.models import create_spec
+
+    with pytest.raises(RuntimeError, match="bigdl_engine='mkldnn'"):
+        get_engine("mkldnn").build(create_spec("tiny", input_size=32))
