@@ -43,6 +43,7 @@ class EpochStats:
     seconds: float
     loss: float | None
     learning_rate: float | None
+    steady_images_per_s: float | None = None  # median over the epoch's iterations after the first
 
     @property
     def images_per_s(self) -> float:

@@ -93,13 +93,16 @@ class BigDLTrainer(Trainer):
             self._data = data
         loss = self._summary.read_scalar("Loss")
         lr = self._summary.read_scalar("LearningRate")
+        thr = self._summary.read_scalar("Throughput")
+        steady = [v[1] for v in thr[self._iterations + 1:]] if len(thr) > self._iterations + 1 else []
         new = loss[self._iterations:] if len(loss) else loss
         n_iter = len(new)
         self._iterations = len(loss)
         mean_loss = float(np.mean([v[1] for v in new])) if n_iter else None
         last_lr = float(lr[-1][1]) if len(lr) else None
         return EpochStats(epoch=epoch, images=n_iter * self.config.batch_size, seconds=seconds, loss=mean_loss,
-                          learning_rate=None if last_lr is None else abs(last_lr))
+                          learning_rate=None if last_lr is None else abs(last_lr),
+                          steady_images_per_s=float(np.median(steady)) if steady else None)
 
     def close(self) -> None:
         if self._data is not None:
