@@ -31,11 +31,19 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Microbenchmarks (each prints a table, then one JSON line); see README "Benchmarks".
-bench: $(STAMP)
+# PyTorch (CPU build, the training benchmark's baseline) is installed for them only.
+BENCH_STAMP := $(VENV)/.cxrzoo-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q 'torch==2.13.0'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	cd benchmarks && ../$(BIN)/python bench_synth.py
 	cd benchmarks && ../$(BIN)/python bench_decode.py --seed-reader
 	cd benchmarks && ../$(BIN)/python bench_augment.py --bigdl
 	cd benchmarks && ../$(BIN)/python bench_spark.py
+	cd benchmarks && ../$(BIN)/python bench_train.py
 
 clean:
 	rm -rf demo-out .pytest_cache

@@ -23,6 +23,10 @@ _EXPORTS = {
     "LABELS": "cxrzoo.labels",
     "list_models": "cxrzoo.models",
     "create_spec": "cxrzoo.models",
+    "create_model": "cxrzoo.models",
+    "split_by_patient": "cxrzoo.splits",
+    "check_disjoint_patients": "cxrzoo.splits",
+    "PatientLeakError": "cxrzoo.splits",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

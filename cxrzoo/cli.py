@@ -15,7 +15,9 @@ log = logging.getLogger("cxrzoo")
 def _spark(args: argparse.Namespace):
     from cxrzoo.session import get_spark
 
-    return get_spark(master=getattr(args, "master", None), driver_memory=getattr(args, "driver_memory", "10g"))
+    engine = getattr(args, "engine", "bigdl")
+    return get_spark(master=getattr(args, "master", None), driver_memory=getattr(args, "driver_memory", "10g"),
+                     bigdl_engine=engine if engine in ("mklblas", "mkldnn") else None)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -38,7 +40,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     jobs.train(_spark(args), args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                model_name=args.model, learning_rate=args.lr, normalization=args.normalization, seed=args.seed,
-               crop=args.crop)
+               crop=args.crop, pretrained=args.pretrained or "", freeze_epochs=args.freeze_epochs,
+               engine=args.engine)
     log.info("model saved to %s", args.out)
 
 
@@ -122,10 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="global batch size, a multiple of the total executor cores (default: 32)")
-    p.add_argument("--model", default="tiny", help="registry name (default: tiny)")
+    from cxrzoo.models import list_models
+
+    p.add_argument("--model", "--backbone", dest="model", default="tiny", choices=list_models(),
+                   help="network from the registry (default: tiny)")
+    p.add_argument("--pretrained", default=None,
+                   help="torchvision-layout ImageNet checkpoint (.pth/.safetensors) to fine-tune from")
+    p.add_argument("--freeze-epochs", type=int, default=0,
+                   help="epochs during which only the new head trains (default: 0)")
+    p.add_argument("--engine", default="bigdl", choices=["bigdl", "mklblas", "mkldnn"],
+                   help="BigDL engine type (default: bigdl = mklblas unless $CXRZOO_BIGDL_ENGINE says otherwise)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--normalization", default="caffe", choices=["caffe", "imagenet"],
-                   help="channel normalization (default: caffe, the seed's mean subtraction)")
+    p.add_argument("--normalization", default=None, choices=["caffe", "imagenet"],
+                   help="channel normalization (default: the model's: imagenet for the torchvision backbones, "
+                        "caffe - the seed's mean subtraction - for tiny)")
     p.add_argument("--crop", type=int, default=224, help="center/random crop fed to the network (default: 224)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     _add_master(p)

@@ -43,13 +43,23 @@ def _image_size(df: DataFrame) -> int:
 
 
 def train(spark: SparkSession, data: str, out: str, epochs: int = 10, batch_size: int = 32,
-          model_name: str = "tiny", learning_rate: float = 1e-3, normalization: str = "caffe",
-          seed: int = 0, crop: int = 224) -> CXRModel:
-    """Train on an ingested Parquet dataset, augmenting afresh every epoch; save the model atomically."""
+          model_name: str = "tiny", learning_rate: float = 1e-3, normalization: str | None = None,
+          seed: int = 0, crop: int = 224, pretrained: str = "", freeze_epochs: int = 0,
+          engine: str = "bigdl") -> CXRModel:
+    """Train on an ingested Parquet dataset, augmenting afresh every epoch; save the model atomically.
+
+    ``normalization`` defaults to the model's own (ImageNet mean/std for the torchvision backbones,
+    the seed's Caffe means for ``tiny``).
+    """
+    from cxrzoo.models import get_config
+
+    if normalization is None:
+        normalization = "caffe" if get_config(model_name).std == (1.0, 1.0, 1.0) else "imagenet"
     df = spark.read.parquet(data)
     prep = CXRPreprocessor(cropSize=crop, normalization=normalization, augment=True, seed=seed)
     est = CXREstimator(modelName=model_name, epochs=epochs, batchSize=batch_size, learningRate=learning_rate,
-                       seed=seed, normalization=normalization).setPreprocessor(prep)
+                       seed=seed, normalization=normalization, pretrained=pretrained,
+                       freezeEpochs=freeze_epochs, engine=engine).setPreprocessor(prep)
     model = est.fit(df)
     model.write().overwrite().save(out)
     return model
