@@ -92,7 +92,7 @@ def main() -> None:
     if args.worker:
         return bigdl_worker(args.worker, models, batches, args.iterations)
     rows: list[dict] = []
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}  # a fresh JVM
     for engine in ("mklblas", "mkldnn"):
         run = subprocess.run([sys.executable, __file__, "--worker", engine, "--models", args.models, "--batches",
                               args.batches, "--iterations", str(args.iterations)], capture_output=True, text=True,

@@ -64,7 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
 
     with _stdout_to_stderr() if args.json else contextlib.nullcontext():
-        rep = jobs.evaluate(_spark(args), args.model, args.data)
+        rep = jobs.evaluate(_spark(args), args.model, args.data, bootstrap=args.bootstrap)
     if args.json:
         sys.stdout.write(json.dumps(rep.as_dict()) + "\n")
     else:
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument("--data", required=True, help="ingested Parquet (e.g. the test split)")
     p.add_argument("--json", action="store_true", help="print only a JSON object on stdout")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="bootstrap resamples for the 95%% confidence intervals; 0 for none (default: 1000)")
     _add_master(p)
     p.set_defaults(func=cmd_evaluate)
 

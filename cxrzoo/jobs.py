@@ -65,14 +65,15 @@ def train(spark: SparkSession, data: str, out: str, epochs: int = 10, batch_size
     return model
 
 
-def evaluate(spark: SparkSession, model_dir: str, data: str) -> AucReport:
-    """Per-disease AUC of a saved model on an ingested Parquet dataset (center crop, no augmentation)."""
+def evaluate(spark: SparkSession, model_dir: str, data: str, bootstrap: int = 1000) -> AucReport:
+    """Per-disease AUC (with ``bootstrap`` resamples for 95 % CIs) of a saved model on an ingested Parquet
+    dataset (center crop, no augmentation)."""
     model = CXRModel.load(model_dir)
     df = spark.read.parquet(data)
     if model.getPreprocessor() is None:  # trained on given features: apply the same chain without augmentation
         prep = CXRPreprocessor(cropSize=model.spec.input_size, normalization=model.getNormalization(), augment=False)
         df = prep.transform(df)
-    return evaluate_auc(model.transform(df))
+    return evaluate_auc(model.transform(df), bootstrap=bootstrap)
 
 
 def export(model_dir: str, out: str, metrics: dict | None = None) -> Path:

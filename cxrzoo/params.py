@@ -97,6 +97,8 @@ class HasTrainingParams(Params):
                       typeConverter=_one_of("optimizer", {"adam", "sgd"}))
     dropout = Param(Params._dummy(), "dropout", "dropout before the classifier",
                     typeConverter=_probability("dropout"))
+    l2 = Param(Params._dummy(), "l2", "L2 penalty on the classifier's weight and bias (the seed's head; 0: none)",
+               typeConverter=TypeConverters.toFloat)
     engine = Param(Params._dummy(), "engine", "training engine: 'bigdl' (BigDL on the engine type the session "
                    "runs), or 'mklblas' / 'mkldnn' to require that BigDL engine type (a JVM-wide setting: "
                    "cxrzoo.get_spark(bigdl_engine=...) or CXRZOO_BIGDL_ENGINE)",
@@ -104,7 +106,8 @@ class HasTrainingParams(Params):
 
     def __init__(self) -> None:
         super().__init__()
-        self._setDefault(epochs=10, batchSize=32, learningRate=1e-3, optimizer="adam", dropout=0.2, engine="bigdl")
+        self._setDefault(epochs=10, batchSize=32, learningRate=1e-3, optimizer="adam", dropout=0.2, engine="bigdl",
+                         l2=0.0)
 
     def getEpochs(self) -> int:
         """Gets the value of epochs or its default value."""
@@ -125,6 +128,10 @@ class HasTrainingParams(Params):
     def getDropout(self) -> float:
         """Gets the value of dropout or its default value."""
         return self.getOrDefault(self.dropout)
+
+    def getL2(self) -> float:
+        """Gets the value of l2 or its default value."""
+        return self.getOrDefault(self.l2)
 
     def getEngine(self) -> str:
         """Gets the value of engine or its default value."""

@@ -1,6 +1,6 @@
 """Run in a fresh JVM with BigDL's MKL-DNN engine (tests/test_mkldnn.py): train each named backbone briefly.
 
-Prints one line per model: ``name loss0 loss1``.
+Prints one line per model: ``name loss0 loss1 loss2``.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def main() -> None:
         x = rng.normal(0, 1, (8, 3, size, size)).astype(np.float32)
         y = (rng.random((8, 14)) < 0.3).astype(np.float32)
         data = spark.sparkContext.parallelize(list(zip(x, y)), 2)
-        trainer = engine.trainer(net, spec, TrainConfig(epochs=2, batch_size=4, learning_rate=1e-4))
-        losses = [trainer.train_epoch(data, e).loss for e in range(2)]
+        trainer = engine.trainer(net, spec, TrainConfig(epochs=3, batch_size=4, learning_rate=1e-4))
+        losses = [trainer.train_epoch(data, e).loss for e in range(3)]
         trainer.close()
         print(name, *losses, flush=True)  # noqa: T201
         del net, trainer, data

@@ -84,11 +84,14 @@ def test_auc_reports_classes_without_positives(spark):
     rows = [([1.0] + [0.0] * 13, [0.9] + [0.5] * 13), ([0.0] * 14, [0.1] + [0.5] * 13),
             ([1.0] + [0.0] * 13, [0.8] + [0.5] * 13), ([0.0] * 14, [0.85] + [0.5] * 13)]
     df = spark.createDataFrame(rows, "labels array<float>, probabilities array<float>")
-    rep = evaluate_auc(df)
+    rep = evaluate_auc(df, bootstrap=50)
     assert rep.auc["Atelectasis"] == pytest.approx(0.75)
+    from cxrzoo.bootstrap import auc_from_ranks
+
+    assert auc_from_ranks([1, 0, 1, 0], [0.9, 0.1, 0.8, 0.85]) == pytest.approx(0.75)  # same as Spark's
     assert rep.auc["Hernia"] is None and rep.positives["Hernia"] == 0
     assert rep.mean_auc == pytest.approx(0.75)
-    assert "no positives" in rep.table()
+    assert "no positives" in rep.table() and "CheXNet" in rep.table() and "mean_auc" in rep.ci95
 
 
 def test_export_matches_bigdl(spark, ingested, trained, tmp_path):
@@ -145,6 +148,10 @@ def test_cli_evaluate_json(spark, ingested, trained, capsys):
     result = json.loads(capsys.readouterr().out)
     assert set(result["auc"]) == set(LABELS) and "mean_auc" in result
     assert result["mean_auc"] is None or 0 <= result["mean_auc"] <= 1
+    assert set(result["ci95"]) == set(LABELS) | {"mean_auc"}
+    for name, ci in result["ci95"].items():
+        if ci is not None and result["auc"].get(name) is not None:
+            assert ci[0] <= ci[1] and 0 <= ci[0] <= 1
 
 
 def test_pipeline_model_save_load(spark, ingested, tmp_path):
@@ -178,9 +185,10 @@ def test_per_epoch_augmentation_trains_one_optimizer_across_epochs(spark, ingest
     np.testing.assert_array_equal(first[0], again)  # reproducible per (seed, epoch, row)
     assert not np.array_equal(first[0], first[1])  # epochs differ
 
-    est = CXREstimator(epochs=3, batchSize=8, seed=1, learningRate=3e-3).setPreprocessor(prep)
+    est = CXREstimator(epochs=3, batchSize=8, seed=1, learningRate=3e-3).setPreprocessor(prep).setValidation(df)
     model = est.fit(df)
     assert [h["epoch"] for h in model.history] == [0, 1, 2]
+    assert all(0 <= h["val_mean_auc"] <= 1 for h in model.history)
     assert all(h["images"] >= 56 and np.isfinite(h["loss"]) for h in model.history)
     assert model.history[-1]["loss"] < model.history[0]["loss"]  # Adam state carried over, not restarted
     assert model.getImageSize() == 72 and model.spec.input_size == 64
@@ -189,5 +197,6 @@ def test_per_epoch_augmentation_trains_one_optimizer_across_epochs(spark, ingest
     p = np.array([r.probabilities for r in out.where(F.col("image").isNotNull()).collect()])
     assert p.shape == (60, 14) and np.isfinite(p).all()
     model.save(str(tmp_path / "m"))
+    assert (tmp_path / "m" / "learning_curve.png").stat().st_size > 1000
     loaded = CXRModel.load(str(tmp_path / "m"))
     assert loaded.getPreprocessor().getCropSize() == 64 and len(loaded.history) == 3

@@ -168,3 +168,16 @@ def test_relu6_rewrite_for_mkldnn_equals_reference(spark):
     net.evaluate()
     x = np.random.default_rng(3).normal(0, 2, (2, 3, 64, 64)).astype(np.float32)
     np.testing.assert_allclose(net.forward(x), npref.forward(spec, weights, x), atol=1e-4, rtol=0)
+
+
+def test_l2_on_the_head_is_an_option(spark):
+    from cxrzoo.engine.base import get_engine
+
+    spec = create_spec("tiny", input_size=32, l2=1e-3)
+    assert spec.output.attrs["l2"] == 1e-3 and "l2" not in create_spec("tiny", input_size=32).output.attrs
+    with pytest.raises(ValueError, match="l2"):
+        create_spec("tiny", l2=-1.0)
+    net = get_engine("bigdl").build(spec)
+    net.evaluate()
+    assert net.forward(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 14)
+    assert create_model("tiny", input_size=32, l2=1e-4).cxr_spec.output.attrs["l2"] == 1e-4

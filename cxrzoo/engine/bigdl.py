@@ -58,6 +58,8 @@ def _relu6_as_relus(L, name: str, x, channels: int, fixed: list[_Fixed]):
 
 def _build_graph(spec: NetSpec, relu6_as_relus: bool = False):
     """The BigDL graph of ``spec``, the Python layer handles by node name, and fixed helper layers to set."""
+    from bigdl.dllib.optim.optimizer import L2Regularizer
+
     L = _layers()
     fixed: list[_Fixed] = []
     sizes = spatial_sizes(spec)
@@ -95,7 +97,8 @@ def _build_graph(spec: NetSpec, relu6_as_relus: bool = False):
         elif n.op == "dropout":
             m = L.Dropout(a["p"])
         elif n.op == "linear":
-            m = L.Linear(a["cin"], a["cout"])
+            reg = (lambda: L2Regularizer(a["l2"])) if a.get("l2") else (lambda: None)
+            m = L.Linear(a["cin"], a["cout"], wRegularizer=reg(), bRegularizer=reg())
         elif n.op == "add":
             m = L.CAddTable()
         elif n.op == "concat":

@@ -1,7 +1,7 @@
 """The model registry: builders register by name; configs are frozen."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from cxrzoo.labels import LABELS
@@ -79,10 +79,19 @@ def _lookup(name: str) -> tuple[ModelConfig, Builder]:
 
 
 def create_spec(name: str, num_classes: int = len(LABELS), dropout: float = 0.2,
-                input_size: int | None = None) -> NetSpec:
-    """Build the engine-neutral network of model ``name`` (see :mod:`cxrzoo.models.spec`)."""
+                input_size: int | None = None, l2: float = 0.0) -> NetSpec:
+    """Build the engine-neutral network of model ``name`` (see :mod:`cxrzoo.models.spec`).
+
+    ``l2`` puts an L2 penalty of that strength on the classifier's weight and bias (the seed's head).
+    """
     config, builder = _lookup(name)
-    return builder(num_classes=num_classes, dropout=dropout, input_size=input_size or config.input_size)
+    spec = builder(num_classes=num_classes, dropout=dropout, input_size=input_size or config.input_size)
+    if l2 < 0:
+        raise ValueError(f"l2 must be >= 0, got {l2}")
+    if l2 > 0:
+        head = spec.output
+        spec = replace(spec, nodes=spec.nodes[:-1] + (replace(head, attrs={**head.attrs, "l2": float(l2)}),))
+    return spec
 
 
 def create_model(name: str, num_classes: int = len(LABELS), pretrained: str | None = None,
@@ -101,7 +110,7 @@ def create_model(name: str, num_classes: int = len(LABELS), pretrained: str | No
     engine : str
         Training engine (``"bigdl"``); the Spark/BigDL context must exist (:func:`cxrzoo.get_spark`).
     **options
-        ``dropout``, ``input_size``, ``seed``.
+        ``dropout``, ``input_size``, ``l2`` (penalty on the classifier's weight and bias), ``seed``.
 
     Returns
     -------
@@ -111,12 +120,12 @@ def create_model(name: str, num_classes: int = len(LABELS), pretrained: str | No
     from cxrzoo.engine.base import get_engine
     from cxrzoo.models.pretrained import load_pretrained
 
-    unknown = set(options) - {"dropout", "input_size", "seed"}
+    unknown = set(options) - {"dropout", "input_size", "seed", "l2"}
     if unknown:
-        raise TypeError(f"create_model: unknown options {sorted(unknown)}; use dropout, input_size, seed")
+        raise TypeError(f"create_model: unknown options {sorted(unknown)}; use dropout, input_size, l2, seed")
     config = get_config(name)
     spec = create_spec(name, num_classes=num_classes, dropout=options.get("dropout", 0.2),
-                       input_size=options.get("input_size"))
+                       input_size=options.get("input_size"), l2=options.get("l2", 0.0))
     eng = get_engine(engine)
     net = eng.build(spec, seed=options.get("seed", 0))
     if pretrained is not None:

@@ -5,7 +5,6 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict
 from typing import Any
 
 from pyspark import keyword_only
@@ -67,7 +66,7 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
         return self.getOrDefault(self.imageSize)
 
     def _spec(self, input_size: int) -> NetSpec:
-        return create_spec(self.getModelName(), dropout=self.getDropout(), input_size=input_size)
+        return create_spec(self.getModelName(), dropout=self.getDropout(), input_size=input_size, l2=self.getL2())
 
 
 def _input_size(df: DataFrame, features_col: str) -> int:
@@ -100,10 +99,17 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                  batchSize: int = 32, learningRate: float = 1e-3, optimizer: str = "adam", dropout: float = 0.2,
                  engine: str = "bigdl", seed: int = 0, imageSize: int = 256,
                  normalization: str = "caffe", pretrained: str = "", freezeEpochs: int = 0,
-                 freezeUpTo: str = "") -> None:
+                 freezeUpTo: str = "", l2: float = 0.0) -> None:
         super().__init__()
         self._set(**self._input_kwargs)
         get_config(self.getModelName())  # validate against the registry now, not after an hour
+        self._validation: DataFrame | None = None
+
+    def setValidation(self, df: DataFrame | None) -> "CXREstimator":
+        """Score ``df`` (same columns as the training data) after every epoch: validation mean AUC in the
+        log line and the model's history (not a Param: DataFrames are not persisted)."""
+        self._validation = df
+        return self
 
     @keyword_only
     def setParams(self, **kwargs: Any) -> "CXREstimator":
@@ -131,7 +137,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
             row = dataset.where(F.col("image").isNotNull()).select(F.length("image").alias("n")).first()
             ingest_side = math.isqrt(row["n"]) if row is not None else None
         data = features_rdd(train, fcol, lcol, size)
-        model = self._train(size, lambda epoch: data)
+        model = self._train(size, lambda epoch: data, self._validation)
         return model._set(imageSize=ingest_side) if ingest_side else model
 
     def _fit_images(self, dataset: DataFrame, prep: CXRPreprocessor) -> "CXRModel":
@@ -150,14 +156,32 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
             images = images.persist()
         cfg, seed = prep.chain_config(), prep.getOrDefault(prep.seed)
         try:
+            val = self._validation
+            if val is not None:
+                val = prep.copy().setAugment(False).setParams(outputCol=self.getFeaturesCol()).transform(val)
             model = self._train(prep.getCropSize(),
-                                lambda epoch: augmented_rdd(images, icol, kcol, lcol, cfg, seed, epoch))
+                                lambda epoch: augmented_rdd(images, icol, kcol, lcol, cfg, seed, epoch), val)
         finally:
             if cached:
                 images.unpersist()
         return model._set(imageSize=side, normalization=prep.getNormalization())
 
-    def _train(self, size: int, epoch_data) -> "CXRModel":
+    def _validator(self, engine: Engine, net: Any, spec: NetSpec, val: DataFrame | None):
+        if val is None:
+            return None
+        from cxrzoo.evaluate import evaluate_auc
+
+        fcol = self.getFeaturesCol()
+        _require(val, [fcol, self.getLabelCol()])
+        ok = val.where(F.col(fcol).isNotNull())
+
+        def validate(epoch: int) -> float | None:
+            scored = engine.predict(net, spec, ok, fcol, "_val_probabilities", batch_size=max(2, self.getBatchSize()))
+            return evaluate_auc(scored, label_col=self.getLabelCol(), prob_col="_val_probabilities").mean_auc
+
+        return validate
+
+    def _train(self, size: int, epoch_data, val: DataFrame | None = None) -> "CXRModel":
         spec = self._spec(size)
         engine = get_engine(self.getEngine())
         net = engine.build(spec, seed=self.getSeed())
@@ -168,11 +192,12 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         cfg = TrainConfig(epochs=self.getEpochs(), batch_size=self.getBatchSize(),
                           learning_rate=self.getLearningRate(), optimizer=self.getOptimizer(), seed=self.getSeed())
         t0 = time.perf_counter()
-        history = run_epochs(engine, net, spec, cfg, epoch_data, frozen=frozen, freeze_epochs=self.getFreezeEpochs())
+        history = run_epochs(engine, net, spec, cfg, epoch_data, frozen=frozen, freeze_epochs=self.getFreezeEpochs(),
+                             validate=self._validator(engine, net, spec, val))
         log.info("trained %s (%d² input) for %d epochs in %.1fs", self.getModelName(), size, cfg.epochs,
                  time.perf_counter() - t0)
         model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))
-        model.history = [asdict(h) for h in history]
+        model.history = history
         return model
 
 

@@ -83,6 +83,9 @@ class CXRModelWriter(MLWriter):
                 "image_size": m.getImageSize(), "normalization": m.getNormalization(),
                 "history": getattr(m, "history", [])}
         Path(path, "model.json").write_text(json.dumps(card, indent=1) + "\n")
+        from cxrzoo.train.curve import write_learning_curve
+
+        write_learning_curve(card["history"], Path(path, "learning_curve.png"))
 
 
 class CXRModelReader(MLReader):

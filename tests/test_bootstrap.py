@@ -1,0 +1,31 @@
+"""Rank AUC and bootstrap intervals against Spark's BinaryClassificationEvaluator."""
+from __future__ import annotations
+
+import numpy as np
+
+from cxrzoo.bootstrap import auc_from_ranks, bootstrap_ci
+
+
+def test_rank_auc_matches_the_pairwise_definition_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.random(300) < 0.3
+    p = np.round(rng.random(300) + 0.3 * y, 1)  # many ties
+    pos, neg = p[y], p[~y]
+    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
+        len(pos) * len(neg))
+    assert abs(auc_from_ranks(y, p) - pairwise) < 1e-12
+    assert auc_from_ranks(np.zeros(5), np.arange(5)) is None
+
+
+def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+
+    def width(n):
+        y = (rng.random((n, 2)) < 0.3).astype(float)
+        p = rng.random((n, 2)) + 0.5 * y
+        ci = bootstrap_ci(y, p, ("a", "b"), n_boot=200, seed=0)
+        a = auc_from_ranks(y[:, 0], p[:, 0])
+        assert ci["a"][0] <= a <= ci["a"][1] and ci["mean_auc"][0] < ci["mean_auc"][1]
+        return ci["a"][1] - ci["a"][0]
+
+    assert width(2000) < width(200)
