@@ -17,7 +17,7 @@ SIZES = {"inception_v3": 139, "mobilenet_v2": 96}  # 32² for the others (Mobile
 
 
 def main() -> None:
-    spark = get_spark(master="local[2]", driver_memory="6g", bigdl_engine="mkldnn")
+    spark = get_spark(master="local[2]", driver_memory="10g", bigdl_engine="mkldnn")
     engine = get_engine("mkldnn")
     for name in sys.argv[1:]:
         size = SIZES.get(name, 32)
