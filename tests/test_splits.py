@@ -35,3 +35,14 @@ def test_image_wise_split_is_refused_unless_allowed(spark, ingested):
     assert cxrzoo.split_by_patient is split_by_patient
     with pytest.raises(ValueError, match="fractions"):
         split_by_patient(df, (0.5, 0.5, 0.5))
+
+
+def test_estimator_refuses_a_validation_set_that_shares_patients(spark, ingested):
+    from cxrzoo.train import CXREstimator
+
+    df = spark.read.parquet(ingested)
+    a, b = df.randomSplit([0.5, 0.5], seed=1)
+    est = CXREstimator(epochs=1, batchSize=8).setValidation(b)
+    with pytest.raises(PatientLeakError, match="split by patient"):
+        est.fit(a)
+    assert CXREstimator(allowPatientOverlap=True).getOrDefault("allowPatientOverlap") is True

@@ -39,6 +39,9 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
 
     imageSize = Param(Params._dummy(), "imageSize", "side of the ingested gray images the features were cropped "
                       "from (recorded for export)", typeConverter=TypeConverters.toInt)
+    allowPatientOverlap = Param(Params._dummy(), "allowPatientOverlap",
+                                "accept a validation set sharing patients with the training data (an image-wise "
+                                "split, which inflates AUC); False refuses it", typeConverter=TypeConverters.toBoolean)
     preprocessor = Param(Params._dummy(), "preprocessor",
                          "JSON params of a CXRPreprocessor run on the image column every epoch with the epoch "
                          "number (augmentation differs per epoch); empty: train on featuresCol as given",
@@ -47,7 +50,7 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(featuresCol="features", labelCol="labels", predictionCol="probabilities", seed=0,
-                         imageSize=256, preprocessor="")
+                         imageSize=256, preprocessor="", allowPatientOverlap=False)
 
     def setPreprocessor(self, prep: CXRPreprocessor | None):
         """Run ``prep`` on the image column each epoch (stored as its params; ``None`` clears it)."""
@@ -99,7 +102,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                  batchSize: int = 32, learningRate: float = 1e-3, optimizer: str = "adam", dropout: float = 0.2,
                  engine: str = "bigdl", seed: int = 0, imageSize: int = 256,
                  normalization: str = "caffe", pretrained: str = "", freezeEpochs: int = 0,
-                 freezeUpTo: str = "", l2: float = 0.0) -> None:
+                 freezeUpTo: str = "", l2: float = 0.0, allowPatientOverlap: bool = False) -> None:
         super().__init__()
         self._set(**self._input_kwargs)
         get_config(self.getModelName())  # validate against the registry now, not after an hour
@@ -121,6 +124,12 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
     def _fit(self, dataset: DataFrame) -> "CXRModel":
         prep = self.getPreprocessor()
         lcol = self.getLabelCol()
+        val = self._validation
+        if val is not None and "patient_id" in dataset.columns and "patient_id" in val.columns:
+            from cxrzoo.splits import check_disjoint_patients
+
+            check_disjoint_patients({"train": dataset, "validation": val},
+                                    allow_overlap=self.getOrDefault(self.allowPatientOverlap))
         cores = dataset.sparkSession.sparkContext.defaultParallelism
         batch = self.getBatchSize()
         if batch % cores:
