@@ -17,6 +17,9 @@ def _spark(args: argparse.Namespace):
 
     engine = getattr(args, "engine", "bigdl")
     return get_spark(master=getattr(args, "master", None), driver_memory=getattr(args, "driver_memory", "10g"),
+                     executor_cores=getattr(args, "executor_cores", None),
+                     executor_memory=getattr(args, "executor_memory", None),
+                     num_executors=getattr(args, "num_executors", None),
                      bigdl_engine=engine if engine in ("mklblas", "mkldnn") else None)
 
 
@@ -37,12 +40,89 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
+    from cxrzoo.progress import EpochProgress
 
-    jobs.train(_spark(args), args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
-               model_name=args.model, learning_rate=args.lr, normalization=args.normalization, seed=args.seed,
-               crop=args.crop, pretrained=args.pretrained or "", freeze_epochs=args.freeze_epochs,
-               engine=args.engine)
+    params = dict(modelName=args.model, epochs=args.epochs, batchSize=args.batch_size, learningRate=args.lr,
+                  optimizer=args.optimizer, momentum=args.momentum, nesterov=not args.no_nesterov,
+                  lrSchedule=args.schedule, warmupEpochs=args.warmup_epochs, warmupStartLR=args.warmup_start_lr,
+                  plateauMonitor=args.plateau_monitor, plateauFactor=args.plateau_factor,
+                  plateauPatience=args.plateau_patience, plateauEpsilon=args.plateau_epsilon, minLR=args.min_lr,
+                  classWeighting=args.class_weights, dropout=args.dropout, l2=args.l2,
+                  normalization=args.normalization, seed=args.seed, pretrained=args.pretrained or "",
+                  freezeEpochs=args.freeze_epochs, freezeUpTo=args.freeze_up_to or "", engine=args.engine,
+                  checkpointDir=args.checkpoint_dir or "", checkpointInterval=args.checkpoint_interval,
+                  summaryDir=args.summary_dir or "", allowPatientOverlap=args.allow_patient_overlap)
+    progress = None if args.no_progress else EpochProgress(args.epochs)
+    jobs.train(_spark(args), args.data, args.out, validation=args.validation, crop=args.crop, on_epoch=progress,
+               **params)
     log.info("model saved to %s", args.out)
+
+
+def _add_train(sub) -> None:
+    from cxrzoo.models import list_models
+
+    p = sub.add_parser("train", help="train a model on ingested Parquet with BigDL (rerun after a kill resumes)",
+                       description="Distributed synchronous SGD with BigDL over the Spark cluster, augmenting "
+                       "afresh every epoch. The seed's recipe: --backbone resnet50 --batch-size 1024 --epochs 15 "
+                       "--lr 1e-4 --schedule plateau --warmup-epochs 5. CheXNet's: --backbone densenet121 --lr 1e-3 "
+                       "--schedule plateau --plateau-monitor val_loss --class-weights chexnet --validation VAL.")
+    p.add_argument("--data", required=True, help="ingested Parquet (training split)")
+    p.add_argument("--out", required=True, help="model directory to write (atomically)")
+    p.add_argument("--validation", default=None,
+                   help="ingested Parquet scored after every epoch (validation AUC and loss); other patients only")
+    p.add_argument("--model", "--backbone", dest="model", default="tiny", choices=list_models(),
+                   help="network from the registry (default: tiny)")
+    p.add_argument("--pretrained", default=None,
+                   help="torchvision-layout ImageNet checkpoint (.pth/.safetensors) to fine-tune from")
+    p.add_argument("--freeze-epochs", type=int, default=0,
+                   help="epochs during which only the new head trains (default: 0)")
+    p.add_argument("--freeze-up-to", default=None,
+                   help="with --freeze-epochs: freeze from the input up to this layer (default: the whole backbone)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="global batch size, a multiple of the total executor cores (default: 32)")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="optimizer (default: adam)")
+    p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default: 0.9)")
+    p.add_argument("--no-nesterov", action="store_true", help="sgd without Nesterov momentum")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="base (peak) learning rate, reached after the warmup (default: 1e-3)")
+    p.add_argument("--schedule", default="constant", choices=["constant", "plateau", "cosine"],
+                   help="learning rate after the warmup: constant, reduce on plateau, or cosine decay to "
+                        "--min-lr by the last epoch (default: constant)")
+    p.add_argument("--warmup-epochs", type=int, default=0,
+                   help="epochs of linear warmup from --warmup-start-lr to --lr (default: 0; the seed: 5)")
+    p.add_argument("--warmup-start-lr", type=float, default=1e-7, help="first warmup epoch's rate (default: 1e-7)")
+    p.add_argument("--plateau-monitor", default="loss", choices=["loss", "val_loss"],
+                   help="plateau watches the training loss or the validation loss (needs --validation) "
+                        "(default: loss)")
+    p.add_argument("--plateau-factor", type=float, default=0.1, help="plateau's rate multiplier (default: 0.1)")
+    p.add_argument("--plateau-patience", type=int, default=1,
+                   help="epochs without improvement before the plateau reduces the rate (default: 1)")
+    p.add_argument("--plateau-epsilon", type=float, default=0.01,
+                   help="smallest loss decrease that counts as improvement (default: 0.01)")
+    p.add_argument("--min-lr", type=float, default=1e-15, help="floor of plateau / end of cosine (default: 1e-15)")
+    p.add_argument("--class-weights", default="none", choices=["none", "chexnet"],
+                   help="chexnet: weight each class's positives by N/(P+N) and negatives by P/(P+N) (default: none)")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier (default: 0.2)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 on the classifier's weight and bias (default: 0)")
+    p.add_argument("--engine", default="bigdl", choices=["bigdl", "mklblas", "mkldnn"],
+                   help="BigDL engine type (default: bigdl = mklblas unless $CXRZOO_BIGDL_ENGINE says otherwise)")
+    p.add_argument("--normalization", default=None, choices=["caffe", "imagenet"],
+                   help="channel normalization (default: the model's: imagenet for the torchvision backbones, "
+                        "caffe - the seed's mean subtraction - for tiny)")
+    p.add_argument("--crop", type=int, default=224, help="center/random crop fed to the network (default: 224)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoints (weights, optimizer state, schedule, epoch); rerunning the same command "
+                        "resumes from the newest (default: OUT.ckpt, removed after the model is saved)")
+    p.add_argument("--checkpoint-interval", type=int, default=1, help="epochs between checkpoints (default: 1)")
+    p.add_argument("--summary-dir", default=None,
+                   help="BigDL Train/Validation summaries; view with `tensorboard --logdir DIR` (default: none)")
+    p.add_argument("--allow-patient-overlap", action="store_true",
+                   help="accept a --validation set sharing patients with --data (inflates AUC)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_master(p)
+    p.set_defaults(func=cmd_train)
 
 
 @contextlib.contextmanager
@@ -94,6 +174,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def _add_master(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master", default=None, help="Spark master URL (default: $CXRZOO_MASTER or local[*])")
     p.add_argument("--driver-memory", default="10g", help="driver JVM heap (default: 10g)")
+    p.add_argument("--executor-cores", type=int, default=None,
+                   help="cores per executor on a cluster master (BigDL needs it; e.g. 1 on `python -m cxrzoo.cluster`)")
+    p.add_argument("--num-executors", type=int, default=None, help="executors on a cluster master")
+    p.add_argument("--executor-memory", default=None, help="executor heap on a cluster master (e.g. 2g)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,30 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_master(p)
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("train", help="train a model on ingested Parquet with BigDL")
-    p.add_argument("--data", required=True, help="ingested Parquet (training split)")
-    p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
-    p.add_argument("--batch-size", type=int, default=32,
-                   help="global batch size, a multiple of the total executor cores (default: 32)")
-    from cxrzoo.models import list_models
-
-    p.add_argument("--model", "--backbone", dest="model", default="tiny", choices=list_models(),
-                   help="network from the registry (default: tiny)")
-    p.add_argument("--pretrained", default=None,
-                   help="torchvision-layout ImageNet checkpoint (.pth/.safetensors) to fine-tune from")
-    p.add_argument("--freeze-epochs", type=int, default=0,
-                   help="epochs during which only the new head trains (default: 0)")
-    p.add_argument("--engine", default="bigdl", choices=["bigdl", "mklblas", "mkldnn"],
-                   help="BigDL engine type (default: bigdl = mklblas unless $CXRZOO_BIGDL_ENGINE says otherwise)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    p.add_argument("--normalization", default=None, choices=["caffe", "imagenet"],
-                   help="channel normalization (default: the model's: imagenet for the torchvision backbones, "
-                        "caffe - the seed's mean subtraction - for tiny)")
-    p.add_argument("--crop", type=int, default=224, help="center/random crop fed to the network (default: 224)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    _add_master(p)
-    p.set_defaults(func=cmd_train)
+    _add_train(sub)
 
     p = sub.add_parser("evaluate", help="per-disease AUC of a model on ingested Parquet")
     p.add_argument("--model", required=True, help="model directory")

@@ -67,7 +67,7 @@ def run_demo(out: str = "demo-out", n: int = 600, epochs: int = 12, seed: int = 
         jobs.ingest(spark, str(ds.images), str(ds.labels_csv), p["train.parquet"], image_size, str(ds.train_val_list))
         jobs.ingest(spark, str(ds.images), str(ds.labels_csv), p["test.parquet"], image_size, str(ds.test_list))
     with _Stage(f"4/7 preprocess + train tiny CNN with BigDL ({epochs} epochs)"):
-        jobs.train(spark, p["train.parquet"], p["model"], epochs=epochs, batch_size=32, learning_rate=2e-3, seed=seed)
+        jobs.train(spark, p["train.parquet"], p["model"], epochs=epochs, batchSize=32, learningRate=2e-3, seed=seed)
     with _Stage("5/7 evaluate on the test split"):
         report = jobs.evaluate(spark, p["model"], p["test.parquet"])
         log.info("per-disease AUC on the patient-wise test split:\n%s", report.table())

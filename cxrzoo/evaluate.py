@@ -99,3 +99,13 @@ def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "prob
     finally:
         scored.unpersist()
     return AucReport(auc, pos, n, ci)
+
+
+def bce_loss(df: DataFrame, label_col: str = "labels", prob_col: str = "probabilities") -> float | None:
+    """Mean binary cross-entropy of ``prob_col`` against ``label_col`` over every label and row (probabilities
+    clipped to [1e-7, 1 − 1e-7]); None when no row is scored."""
+    per_row = F.expr(
+        f"aggregate(zip_with(`{label_col}`, `{prob_col}`, (y, p) -> -(y * ln(least(greatest(p, 1e-7), 1 - 1e-7)) "
+        f"+ (1 - y) * ln(1 - least(greatest(p, 1e-7), 1 - 1e-7)))), 0D, (acc, v) -> acc + v) / size(`{label_col}`)")
+    row = df.where(F.col(prob_col).isNotNull()).select(F.avg(per_row).alias("loss")).first()
+    return None if row is None or row["loss"] is None else float(row["loss"])

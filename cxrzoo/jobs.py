@@ -42,26 +42,37 @@ def _image_size(df: DataFrame) -> int:
     return int(round(row["n"] ** 0.5))
 
 
-def train(spark: SparkSession, data: str, out: str, epochs: int = 10, batch_size: int = 32,
-          model_name: str = "tiny", learning_rate: float = 1e-3, normalization: str | None = None,
-          seed: int = 0, crop: int = 224, pretrained: str = "", freeze_epochs: int = 0,
-          engine: str = "bigdl") -> CXRModel:
+def train(spark: SparkSession, data: str, out: str, validation: str | None = None, crop: int = 224,
+          on_epoch=None, **params) -> CXRModel:
     """Train on an ingested Parquet dataset, augmenting afresh every epoch; save the model atomically.
 
+    ``params`` are :class:`CXREstimator` params (``modelName``, ``epochs``, ``lrSchedule``, …).
     ``normalization`` defaults to the model's own (ImageNet mean/std for the torchvision backbones,
-    the seed's Caffe means for ``tiny``).
+    the seed's Caffe means for ``tiny``).  Without a ``checkpointDir`` the checkpoints go to
+    ``<out>.ckpt`` and are removed once the model is saved, so rerunning the same command after a
+    kill resumes where the run stopped.  ``validation`` (ingested Parquet, other patients) is scored
+    after every epoch.
     """
+    import shutil
+
     from cxrzoo.models import get_config
 
-    if normalization is None:
-        normalization = "caffe" if get_config(model_name).std == (1.0, 1.0, 1.0) else "imagenet"
+    model_name = params.get("modelName", "tiny")
+    if params.get("normalization") is None:
+        params["normalization"] = "caffe" if get_config(model_name).std == (1.0, 1.0, 1.0) else "imagenet"
+    own_ckpt = not params.get("checkpointDir")
+    if own_ckpt:
+        params["checkpointDir"] = out.rstrip("/") + ".ckpt"
+    seed = params.get("seed", 0)
     df = spark.read.parquet(data)
-    prep = CXRPreprocessor(cropSize=crop, normalization=normalization, augment=True, seed=seed)
-    est = CXREstimator(modelName=model_name, epochs=epochs, batchSize=batch_size, learningRate=learning_rate,
-                       seed=seed, normalization=normalization, pretrained=pretrained,
-                       freezeEpochs=freeze_epochs, engine=engine).setPreprocessor(prep)
+    prep = CXRPreprocessor(cropSize=crop, normalization=params["normalization"], augment=True, seed=seed)
+    est = CXREstimator(**params).setPreprocessor(prep).setEpochCallback(on_epoch)
+    if validation:
+        est.setValidation(spark.read.parquet(validation))
     model = est.fit(df)
     model.write().overwrite().save(out)
+    if own_ckpt:
+        shutil.rmtree(params["checkpointDir"], ignore_errors=True)
     return model
 
 

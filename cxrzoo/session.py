@@ -24,6 +24,13 @@ _JAVA_LOG_OPTS = f"-Dlog4j2.configurationFile=file:{_LOG4J2} -Dbigdl.utils.Logge
 BIGDL_ENGINES = ("mklblas", "mkldnn")
 
 
+def _bigdl_classpath() -> str:
+    import bigdl
+
+    share = Path(bigdl.__path__[0]) / "share"
+    return ":".join(str(p) for p in sorted(share.glob("*/lib/*.jar")))
+
+
 def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory: str = DEFAULT_DRIVER_MEMORY,
                executor_cores: int | None = None, executor_memory: str | None = None,
                num_executors: int | None = None, extra: Mapping[str, str] | None = None,
@@ -58,6 +65,11 @@ def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory
     if master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
+    else:
+        # BigDL's classes must come from the executors' system class path: loaded through spark.jars,
+        # Java's deserialization of Scala lambdas inside BigDL's RDDs fails (ClassCastException of a
+        # SerializedLambda).  The jars sit in the bigdl package, installed alike on every node.
+        conf["spark.executor.extraClassPath"] = _bigdl_classpath()
     if executor_cores:
         conf["spark.executor.cores"] = str(executor_cores)
         conf["spark.cores.max"] = str(executor_cores * (num_executors or 1))

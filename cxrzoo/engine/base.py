@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,11 @@ class TrainConfig:
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     seed: int = 0
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = True  # sgd only
+    class_weights: tuple | None = None  # (w_pos, w_neg) per class for the BCE, None: unweighted
+    summary_dir: str | None = None  # TensorBoard summaries (None: a temporary directory)
+    app_name: str = "cxrzoo"
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,24 @@ class Trainer(ABC):
 
         Passing the same RDD object again reuses the engine's cached copy of it.
         """
+
+    @abstractmethod
+    def set_learning_rate(self, rate: float) -> None:
+        """Learning rate of the following epochs (optimizer state is kept)."""
+
+    @abstractmethod
+    def save_state(self, path: Path) -> None:
+        """Write weights and optimizer state (moments, counters) into the existing directory ``path``."""
+
+    @abstractmethod
+    def load_state(self, path: Path) -> None:
+        """Restore what :meth:`save_state` wrote; the next :meth:`train_epoch` continues from there."""
+
+    def recover(self, timeout: float = 180.0) -> None:
+        """Prepare for a retry after a failed epoch (e.g. wait for lost executors to be replaced)."""
+
+    def record_validation(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Write validation scalars (e.g. for TensorBoard); by default nothing."""
 
     @abstractmethod
     def close(self) -> None:

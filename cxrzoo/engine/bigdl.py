@@ -138,6 +138,7 @@ class BigDLEngine(Engine):
         init_engine()
 
         net, layers, fixed = _build_graph(spec, relu6_as_relus=_engine_type() == "mkldnn")
+        net.set_name("cxrzoo_net")  # BigDL keys optimizer state by model name: stable across processes (resume)
         net.set_seed(seed)
         net.reset()
         for f in fixed:
@@ -176,7 +177,7 @@ class BigDLEngine(Engine):
             net.freeze(keep)
 
     def trainer(self, net: Any, spec: NetSpec, config: TrainConfig) -> Trainer:
-        return BigDLTrainer(net, spec, config)
+        return BigDLTrainer(net, spec, config, self)
 
     def predict(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, output_col: str,
                 batch_size: int = 64) -> DataFrame:

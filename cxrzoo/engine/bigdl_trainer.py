@@ -3,19 +3,21 @@
 BigDL's ``DistriOptimizer`` trains synchronous data-parallel SGD over the Spark
 cluster (one model replica per executor core; gradients are aggregated every
 iteration through the block manager).  It is created once per run with
-``reserveOptim(true)``, so that every :meth:`BigDLTrainer.train_epoch` call
-continues the same optimizer — Adam moments, iteration and epoch counters —
-while the training data may be a new RDD each epoch (per-epoch augmentation).
+``reserveOptim(true)`` and each :meth:`BigDLTrainer.train_epoch` call continues the
+same optimizer — Adam moments, iteration and epoch counters, kept on the driver between
+epochs — while the training data may be a new RDD each epoch (per-epoch augmentation).
 BigDL caches each training RDD it is given; the previous epoch's copy is
 unpersisted when the next one replaces it.  Loss and learning rate per iteration
 are read back from BigDL's ``TrainSummary`` (TensorBoard format).
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,32 @@ def _to_sample(pair):
     return Sample.from_ndarray(np.asarray(x, np.float32), np.asarray(y, np.float32))
 
 
+def _weighted_targets(w_pos: np.ndarray, w_neg: np.ndarray):
+    """Map labels y to signed weights t = y·w+ − (1−y)·w− (what :func:`_weighted_bce` expects)."""
+    def encode(pair):
+        x, y = pair
+        y = np.asarray(y, np.float32)
+        return x, y * w_pos - (1.0 - y) * w_neg
+    return encode
+
+
+def _weighted_bce(num_classes: int):
+    """BCE on logits with per-class positive/negative weights carried by the target's sign and size.
+
+    ``loss = mean(relu(t)·softplus(−z) + relu(−t)·softplus(z))``: for t = w+ (a positive) that is
+    −w+·log σ(z), for t = −w− (a negative) −w−·log(1 − σ(z)).  Built with BigDL's autograd, so the
+    gradient is BigDL's own.
+    """
+    import bigdl.dllib.keras.autograd as A
+
+    def loss(t, z):
+        pos = (t + A.abs(t)) * 0.5
+        neg = (A.abs(t) - t) * 0.5
+        return A.mean(pos * A.softplus(-z) + neg * A.softplus(z), axis=1)
+
+    return A.CustomLoss(loss, [num_classes])
+
+
 def _persistent_ids(sc) -> set[int]:
     return {int(k) for k in sc._jsc.getPersistentRDDs().keys()}
 
@@ -45,17 +73,56 @@ def _unpersist(sc, ids: set[int]) -> None:
             jmap[rid].unpersist(False)
 
 
-class BigDLTrainer(Trainer):
-    """Epoch-at-a-time training of a BigDL graph with MultiLabelSoftMarginCriterion on the 14 logits."""
+def _jvm_write(sc, obj, path: Path) -> None:
+    """Java-serialize a JVM object (BigDL optim methods with their state tensors) to a file."""
+    io = sc._jvm.java.io
+    out = io.ObjectOutputStream(io.BufferedOutputStream(io.FileOutputStream(str(path))))
+    try:
+        out.writeObject(obj)
+    finally:
+        out.close()
 
-    def __init__(self, net: Any, spec: NetSpec, config: TrainConfig, summary_dir: str | None = None) -> None:
-        self.net, self.spec, self.config = net, spec, config
+
+def _jvm_read(sc, path: Path):
+    io = sc._jvm.java.io
+    inp = io.ObjectInputStream(io.BufferedInputStream(io.FileInputStream(str(path))))
+    try:
+        return inp.readObject()
+    finally:
+        inp.close()
+
+
+def _executors(sc) -> int:
+    return int(sc._jsc.sc().getExecutorMemoryStatus().size())
+
+
+class BigDLTrainer(Trainer):
+    """Epoch-at-a-time training of a BigDL graph with BCE on the 14 logits.
+
+    Optimizer state between epochs lives on the driver: after each ``optimize()`` the
+    per-partition optim methods (each holds the Adam moments of its slice of the parameters)
+    are collected, and before the next they are handed back to BigDL as ``previousOptim`` —
+    with the learning rate of the coming epoch.  That makes the LR schedule, checkpoints of the
+    full optimizer state, and retries after a lost executor possible.
+    """
+
+    def __init__(self, net: Any, spec: NetSpec, config: TrainConfig, engine: Any) -> None:
+        from pyspark import SparkContext
+
+        self.net, self.spec, self.config, self.engine = net, spec, config, engine
+        self._sc = SparkContext._active_spark_context
         self._opt = None
         self._data: RDD | None = None
         self._cached: set[int] = set()
-        self._own_summary = summary_dir is None
-        self._summary_dir = summary_dir or tempfile.mkdtemp(prefix="cxrzoo-summary-")
+        self._own_summary = config.summary_dir is None
+        self._summary_dir = config.summary_dir or tempfile.mkdtemp(prefix="cxrzoo-summary-")
         self._summary = None
+        self._val_summary = None
+        self._optim = self._optim_method()
+        self._parts = None  # java.util.ArrayList of per-partition Map[name, OptimMethod]
+        self._state_rdd = None  # the cached RDD handing self._parts to BigDL
+        self._lr = config.learning_rate
+        self._executors = _executors(self._sc)
         self._iterations = 0
 
     def _optim_method(self):
@@ -64,50 +131,160 @@ class BigDLTrainer(Trainer):
         c = self.config
         if c.optimizer == "adam":
             return Adam(learningrate=c.learning_rate)
-        return SGD(learningrate=c.learning_rate, momentum=0.9, nesterov=True, dampening=0.0)
+        return SGD(learningrate=c.learning_rate, momentum=c.momentum, nesterov=c.nesterov, dampening=0.0)
+
+    def _criterion(self):
+        from bigdl.dllib.nn.criterion import MultiLabelSoftMarginCriterion
+
+        if self.config.class_weights is None:
+            return MultiLabelSoftMarginCriterion()
+        return _weighted_bce(len(self.config.class_weights[0]))
+
+    def _samples(self, data: RDD) -> RDD:
+        if self.config.class_weights is not None:
+            w_pos, w_neg = (np.asarray(w, np.float32) for w in self.config.class_weights)
+            data = data.map(_weighted_targets(w_pos, w_neg))
+        return data.map(_to_sample)
+
+    def set_learning_rate(self, rate: float) -> None:
+        self._lr = float(rate)
+
+    def _push_optim_state(self) -> None:
+        """Give BigDL the optimizer state of the previous epoch, at the current learning rate.
+
+        BigDL zips its cached model replicas with ``previousOptim`` on every iteration and keeps
+        mutating the objects it finds there, so those must be the same objects each time: the
+        state is cached deserialized on every executor (replicated, so whichever executor hosts a
+        replica reads a local copy) and local-checkpointed, so that tasks do not carry it along.
+        """
+        getattr(self._optim.value, "learningRate_$eq")(self._lr)
+        if self._parts is None:
+            return
+        for m in self._parts:
+            it = m.values().iterator()
+            while it.hasNext():
+                getattr(it.next(), "learningRate_$eq")(self._lr)
+        jvm = self._sc._jvm
+        local = self._sc.master.startswith("local")
+        copies = 1 if local else max(1, _executors(self._sc) - 1)
+        level = jvm.org.apache.spark.storage.StorageLevel.apply(True, True, False, True, copies)
+        rdd = self._sc._jsc.parallelize(self._parts, self._parts.size()).rdd()
+        rdd.persist(level)
+        rdd.localCheckpoint()
+        rdd.count()
+        getattr(self._opt.value, "previousOptim_$eq")(rdd)
+        self._state_rdd = rdd
+
+    def _pull_optim_state(self) -> None:
+        prev = self._opt.value.previousOptim()
+        parts = self._sc._jvm.java.util.ArrayList()
+        for m in prev.collect():
+            parts.add(m)
+        prev.unpersist(False)
+        if self._state_rdd is not None:
+            self._state_rdd.unpersist(False)
+            self._state_rdd = None
+        self._parts = parts
 
     def train_epoch(self, data: RDD, epoch: int) -> EpochStats:
-        from bigdl.dllib.nn.criterion import MultiLabelSoftMarginCriterion
-        from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer, TrainSummary
+        from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer, SeveralIteration, TrainSummary
 
         sc = data.context
         before = _persistent_ids(sc)
         new_data = data is not self._data
-        samples = data.map(_to_sample) if new_data else None
+        samples = self._samples(data) if new_data else None
         if self._opt is None:
-            self._opt = Optimizer.create(self.net, samples, MultiLabelSoftMarginCriterion(), MaxEpoch(epoch + 1),
-                                         self.config.batch_size, self._optim_method())
-            self._opt.value.reserveOptim(True)  # keep optimizer state across optimize() calls
-            self._summary = TrainSummary(self._summary_dir, "cxrzoo")
+            if samples is None:
+                samples = self._samples(data)
+            self._opt = Optimizer.create(self.net, samples, self._criterion(), MaxEpoch(epoch + 1),
+                                         self.config.batch_size, self._optim)
+            self._opt.value.reserveOptim(True)
+            if self._summary is None:
+                self._summary = TrainSummary(self._summary_dir, self.config.app_name)
+                self._summary.set_summary_trigger("LearningRate", SeveralIteration(1))
+                self._iterations = len(self._summary.read_scalar("Loss"))  # a resumed run appends
             self._opt.set_train_summary(self._summary)
         else:
             if new_data:
                 self._opt.set_traindata(samples, self.config.batch_size)
             self._opt.set_end_when(MaxEpoch(epoch + 1))
+        self._push_optim_state()
         t0 = time.perf_counter()
         self._opt.optimize()
         seconds = time.perf_counter() - t0
+        self._pull_optim_state()
         if new_data:  # drop the previous epoch's cached training set; keep this one for reuse
             _unpersist(sc, self._cached)
             self._cached = _persistent_ids(sc) - before
             self._data = data
+        return self._stats(epoch, seconds)
+
+    def _stats(self, epoch: int, seconds: float) -> EpochStats:
         loss = self._summary.read_scalar("Loss")
-        lr = self._summary.read_scalar("LearningRate")
         thr = self._summary.read_scalar("Throughput")
         steady = [v[1] for v in thr[self._iterations + 1:]] if len(thr) > self._iterations + 1 else []
         new = loss[self._iterations:] if len(loss) else loss
         n_iter = len(new)
         self._iterations = len(loss)
         mean_loss = float(np.mean([v[1] for v in new])) if n_iter else None
-        last_lr = float(lr[-1][1]) if len(lr) else None
         return EpochStats(epoch=epoch, images=n_iter * self.config.batch_size, seconds=seconds, loss=mean_loss,
-                          learning_rate=None if last_lr is None else abs(last_lr),
+                          learning_rate=self._lr,
                           steady_images_per_s=float(np.median(steady)) if steady else None)
 
-    def close(self) -> None:
+    def save_state(self, path: Path) -> None:
+        from cxrzoo.train.persist import flatten_weights
+
+        np.savez(path / "weights.npz", **flatten_weights(self.engine.weights(self.net, self.spec)))
+        _jvm_write(self._sc, self._optim.value, path / "optim_driver.ser")
+        if self._parts is not None:
+            _jvm_write(self._sc, self._parts, path / "optim_partitions.ser")
+        (path / "engine.json").write_text(json.dumps({"engine": "bigdl", "learning_rate": self._lr}) + "\n")
+
+    def load_state(self, path: Path) -> None:
+        from bigdl.dllib.optim.optimizer import OptimMethod
+
+        from cxrzoo.train.persist import load_weights
+
+        self.engine.set_weights(self.net, self.spec, load_weights(path / "weights.npz"))
+        self._optim = OptimMethod(_jvm_read(self._sc, path / "optim_driver.ser"), "float")
+        parts = path / "optim_partitions.ser"
+        self._parts = _jvm_read(self._sc, parts) if parts.exists() else None
+        self._lr = json.loads((path / "engine.json").read_text())["learning_rate"]
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget the DistriOptimizer (rebuilt on the next epoch) and its cached data."""
         if self._data is not None:
-            _unpersist(self._data.context, self._cached)
+            _unpersist(self._sc, self._cached)
         self._cached.clear()
+        self._data = None
         self._opt = None
+        if self._summary is not None:
+            self._iterations = len(self._summary.read_scalar("Loss"))
+
+    def recover(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        while _executors(self._sc) < self._executors and time.monotonic() < deadline:
+            time.sleep(2.0)
+        have = _executors(self._sc)
+        if have < self._executors:
+            log.warning("only %d of %d executors came back; retrying anyway", have - 1, self._executors - 1)
+        self._reset()
+
+    def record_validation(self, epoch: int, metrics: dict[str, float]) -> None:
+        from bigdl.dllib.optim.optimizer import ValidationSummary
+
+        if self._val_summary is None:
+            self._val_summary = ValidationSummary(self._summary_dir, self.config.app_name)
+        step = self._sc._jvm.java.lang.Long.valueOf(str(self._iterations))
+        for tag, value in metrics.items():
+            if value is not None:
+                self._val_summary.value.addScalar(tag, float(value), step)
+
+    def close(self) -> None:
+        self._reset()
+        self._parts = None
+        if self._val_summary is not None:
+            self._val_summary.value.close()
         if self._own_summary:
             shutil.rmtree(self._summary_dir, ignore_errors=True)

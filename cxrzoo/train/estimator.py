@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
 from typing import Any
 
@@ -22,14 +23,17 @@ from cxrzoo.models.pretrained import load_pretrained
 from cxrzoo.models.spec import layers_up_to
 from cxrzoo.params import HasFineTuning, HasModelName, HasNormalization, HasTrainingParams
 from cxrzoo.preprocess import CXRPreprocessor
+from cxrzoo.train.checkpoint import CheckpointDir
 from cxrzoo.train.feed import augmented_rdd, features_rdd
-from cxrzoo.train.loop import run_epochs
+from cxrzoo.train.loop import LoopOptions, run_epochs
+from cxrzoo.train.recipe import HasCheckpointing, HasClassWeighting, HasLRSchedule, HasMomentum
+from cxrzoo.train.weighting import class_weights
 
 log = logging.getLogger(__name__)
 
 
 class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasModelName, HasTrainingParams,
-                 HasNormalization, HasFineTuning):
+                 HasNormalization, HasFineTuning, HasLRSchedule, HasMomentum, HasClassWeighting, HasCheckpointing):
     """Params shared by the estimator and its model.
 
     ``imageSize`` and ``normalization`` record how the features were made (the
@@ -102,11 +106,30 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                  batchSize: int = 32, learningRate: float = 1e-3, optimizer: str = "adam", dropout: float = 0.2,
                  engine: str = "bigdl", seed: int = 0, imageSize: int = 256,
                  normalization: str = "caffe", pretrained: str = "", freezeEpochs: int = 0,
-                 freezeUpTo: str = "", l2: float = 0.0, allowPatientOverlap: bool = False) -> None:
+                 freezeUpTo: str = "", l2: float = 0.0, allowPatientOverlap: bool = False,
+                 lrSchedule: str = "constant", warmupEpochs: int = 0, warmupStartLR: float = 1e-7,
+                 plateauMonitor: str = "loss", plateauFactor: float = 0.1, plateauPatience: int = 1,
+                 plateauEpsilon: float = 0.01, minLR: float = 1e-15, momentum: float = 0.9, nesterov: bool = True,
+                 classWeighting: str = "none", checkpointDir: str = "", checkpointInterval: int = 1,
+                 summaryDir: str = "") -> None:
         super().__init__()
         self._set(**self._input_kwargs)
-        get_config(self.getModelName())  # validate against the registry now, not after an hour
+        self._check()
         self._validation: DataFrame | None = None
+        self._on_epoch = None
+
+    def _check(self) -> None:
+        """Validate now what would otherwise fail after an hour of training."""
+        get_config(self.getModelName())
+        self.lr_schedule(self.getLearningRate(), self.getEpochs())
+        g = self.getOrDefault
+        if g(self.optimizer) == "sgd" and g(self.nesterov) and g(self.momentum) <= 0:
+            raise ValueError("nesterov=True needs momentum > 0; set nesterov=False for plain SGD")
+
+    def setEpochCallback(self, fn) -> "CXREstimator":
+        """Call ``fn(record)`` after every epoch (``record``: the epoch's history entry), e.g. a progress bar."""
+        self._on_epoch = fn
+        return self
 
     def setValidation(self, df: DataFrame | None) -> "CXREstimator":
         """Score ``df`` (same columns as the training data) after every epoch: validation mean AUC in the
@@ -118,7 +141,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
     def setParams(self, **kwargs: Any) -> "CXREstimator":
         """Set any of the constructor's params."""
         self._set(**self._input_kwargs)
-        get_config(self.getModelName())
+        self._check()
         return self
 
     def _fit(self, dataset: DataFrame) -> "CXRModel":
@@ -130,11 +153,14 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
 
             check_disjoint_patients({"train": dataset, "validation": val},
                                     allow_overlap=self.getOrDefault(self.allowPatientOverlap))
-        cores = dataset.sparkSession.sparkContext.defaultParallelism
-        batch = self.getBatchSize()
-        if batch % cores:
-            raise ValueError(f"batchSize {batch} is not a multiple of the {cores} executor cores; "
-                             f"use e.g. {max(cores, round(batch / cores) * cores)}")
+        _check_batch(dataset.sparkSession.sparkContext.defaultParallelism, self.getBatchSize())
+        if self.getOrDefault(self.plateauMonitor) == "val_loss" and self.getOrDefault(self.lrSchedule) == "plateau" \
+                and val is None:
+            raise ValueError("plateauMonitor='val_loss' needs a validation set: call setValidation(df) first")
+        _require(dataset, [lcol])
+        self._weights = class_weights(dataset.where(F.col(lcol).isNotNull()), lcol,
+                                      len(get_config(self.getModelName()).labels),
+                                      self.getOrDefault(self.classWeighting))
         if prep is not None:
             return self._fit_images(dataset, prep)
         fcol = self.getFeaturesCol()
@@ -178,15 +204,21 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
     def _validator(self, engine: Engine, net: Any, spec: NetSpec, val: DataFrame | None):
         if val is None:
             return None
-        from cxrzoo.evaluate import evaluate_auc
+        from cxrzoo.evaluate import bce_loss, evaluate_auc
 
         fcol = self.getFeaturesCol()
         _require(val, [fcol, self.getLabelCol()])
         ok = val.where(F.col(fcol).isNotNull())
 
-        def validate(epoch: int) -> float | None:
+        def validate(epoch: int) -> dict:
             scored = engine.predict(net, spec, ok, fcol, "_val_probabilities", batch_size=max(2, self.getBatchSize()))
-            return evaluate_auc(scored, label_col=self.getLabelCol(), prob_col="_val_probabilities").mean_auc
+            scored = scored.select(self.getLabelCol(), "_val_probabilities").cache()
+            try:
+                rep = evaluate_auc(scored, label_col=self.getLabelCol(), prob_col="_val_probabilities")
+                loss = bce_loss(scored, label_col=self.getLabelCol(), prob_col="_val_probabilities")
+            finally:
+                scored.unpersist()
+            return {"mean_auc": rep.mean_auc, "loss": loss}
 
         return validate
 
@@ -198,16 +230,33 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         if self.getPretrained():
             engine.set_weights(net, spec, load_pretrained(spec, config, self.getPretrained()))
         frozen = layers_up_to(spec, self.getFreezeUpTo() or config.feature_layer) if self.getFreezeEpochs() else None
+        g = self.getOrDefault
         cfg = TrainConfig(epochs=self.getEpochs(), batch_size=self.getBatchSize(),
-                          learning_rate=self.getLearningRate(), optimizer=self.getOptimizer(), seed=self.getSeed())
-        t0 = time.perf_counter()
-        history = run_epochs(engine, net, spec, cfg, epoch_data, frozen=frozen, freeze_epochs=self.getFreezeEpochs(),
-                             validate=self._validator(engine, net, spec, val))
+                          learning_rate=self.getLearningRate(), optimizer=self.getOptimizer(), seed=self.getSeed(),
+                          momentum=g(self.momentum), nesterov=g(self.nesterov),
+                          class_weights=getattr(self, "_weights", None), summary_dir=g(self.summaryDir) or None)
+        with tempfile.TemporaryDirectory(prefix="cxrzoo-ckpt-") as tmp:
+            opts = LoopOptions(schedule=self.lr_schedule(cfg.learning_rate, cfg.epochs), frozen=frozen,
+                               freeze_epochs=self.getFreezeEpochs(), validate=self._validator(engine, net, spec, val),
+                               checkpoint=CheckpointDir(g(self.checkpointDir) or tmp),
+                               checkpoint_interval=g(self.checkpointInterval),
+                               fingerprint={"model": self.getModelName(), "input_size": size,
+                                            "batch_size": cfg.batch_size}, on_epoch=self._on_epoch)
+            t0 = time.perf_counter()
+            history = run_epochs(engine, net, spec, cfg, epoch_data, opts)
         log.info("trained %s (%d² input) for %d epochs in %.1fs", self.getModelName(), size, cfg.epochs,
                  time.perf_counter() - t0)
         model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))
         model.history = history
         return model
+
+
+def _check_batch(cores: int, batch: int) -> None:
+    """BigDL splits each global batch evenly over the executor cores."""
+    if batch % cores:
+        lo, hi = max(cores, batch // cores * cores), (batch // cores + 1) * cores
+        raise ValueError(f"batchSize {batch} is not a multiple of the {cores} executor cores (BigDL gives every core "
+                         f"the same share of a batch); use {lo} or {hi}")
 
 
 def _require(df: DataFrame, cols: list[str]) -> None:

@@ -1,0 +1,176 @@
+"""The training recipe: LR schedules, class-weighted BCE, checkpoints and resume, summaries, Params, progress."""
+import io
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+
+from cxrzoo.train import CXREstimator, CXRModel
+from cxrzoo.train.checkpoint import CheckpointDir, CheckpointMismatchError
+from cxrzoo.train.schedule import LRSchedule
+from cxrzoo.train.weighting import chexnet_weights
+
+
+def test_warmup_then_plateau_as_the_seed():
+    s = LRSchedule("plateau", peak=1e-4, epochs=15, warmup_epochs=5, warmup_start=1e-7, factor=0.1, patience=1,
+                   epsilon=0.01, min_lr=1e-15)
+    assert [s.rate(e) for e in range(5)] == pytest.approx([1e-7 + (1e-4 - 1e-7) * e / 5 for e in range(5)])
+    for e in range(5):  # no decay during the warmup, whatever the loss does
+        s.observe(e, {"loss": 1.0})
+    assert s.rate(5) == pytest.approx(1e-4)
+    s.observe(5, {"loss": 0.50})  # first post-warmup epoch sets the best
+    s.observe(6, {"loss": 0.45})  # improved by more than epsilon
+    assert s.rate(7) == pytest.approx(1e-4)
+    s.observe(7, {"loss": 0.445})  # not by more than epsilon: patience 1 is used up
+    assert s.rate(8) == pytest.approx(1e-5)
+    s.observe(8, {"loss": 0.44})
+    assert s.rate(9) == pytest.approx(1e-6)
+    again = LRSchedule.from_dict(json.loads(json.dumps(s.to_dict())))  # a checkpoint keeps the position
+    assert again.rate(9) == pytest.approx(1e-6) and again.state == s.state
+
+
+def test_cosine_and_val_loss_monitor():
+    s = LRSchedule("cosine", peak=1e-3, epochs=12, warmup_epochs=2, min_lr=0.0)
+    assert s.rate(2) == pytest.approx(1e-3)
+    assert s.rate(7) == pytest.approx(0.5e-3)
+    assert s.rate(11) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 9 / 10)))
+    p = LRSchedule("plateau", monitor="val_loss")
+    with pytest.raises(ValueError, match="needs a validation set"):
+        p.observe(0, {"loss": 0.3, "val_loss": None})
+    with pytest.raises(ValueError, match="lrSchedule"):
+        LRSchedule("step")
+
+
+def test_chexnet_weights():
+    w_pos, w_neg = chexnet_weights(np.array([10, 0, 100]), 100)
+    np.testing.assert_allclose(w_pos, [0.9, 1.0, 0.0])
+    np.testing.assert_allclose(w_neg, [0.1, 0.0, 1.0])
+    with pytest.raises(ValueError):
+        chexnet_weights(np.array([101]), 100)
+
+
+def test_weighted_bce_matches_numpy(spark):
+    from cxrzoo.engine.bigdl_trainer import _weighted_bce, _weighted_targets
+
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(8, 14)) * 3).astype(np.float32)
+    y = (rng.random((8, 14)) < 0.3).astype(np.float32)
+    w_pos, w_neg = rng.uniform(0.5, 2, 14).astype(np.float32), rng.uniform(0.1, 1, 14).astype(np.float32)
+    t = np.stack([_weighted_targets(w_pos, w_neg)((None, row))[1] for row in y])
+    crit = _weighted_bce(14)
+    sp = lambda v: np.logaddexp(0, v)  # noqa: E731
+    ref = np.mean(y * w_pos * sp(-z) + (1 - y) * w_neg * sp(z))
+    assert float(crit.forward(t, z)) == pytest.approx(ref, rel=1e-5)
+    sig = 1 / (1 + np.exp(-z))
+    grad = (y * w_pos * (sig - 1) + (1 - y) * w_neg * sig) / z.size
+    np.testing.assert_allclose(np.asarray(crit.backward(t, z)), grad, atol=1e-7)
+
+
+def test_adam_state_carries_across_epochs(spark):
+    """Second moments keep accumulating in epoch 2 (at LR 0, same data): BigDL sees the same state objects on
+    every iteration, not a fresh copy of the epoch-start state."""
+    from cxrzoo.engine.base import TrainConfig, get_engine
+    from cxrzoo.models import create_spec
+
+    spec, eng = create_spec("tiny", input_size=32), get_engine("bigdl")
+    net = eng.build(spec, seed=0)
+    rng = np.random.default_rng(0)
+    data = spark.sparkContext.parallelize([(rng.normal(size=(3, 32, 32)).astype(np.float32),
+                                            (rng.random(14) < 0.3).astype(np.float32)) for _ in range(128)], 2)
+    trainer = eng.trainer(net, spec, TrainConfig(epochs=2, batch_size=16))
+
+    def second_moments() -> float:
+        return sum(float(m.values().iterator().next().state().get("r").get().sum()) for m in trainer._parts)
+
+    try:
+        trainer.train_epoch(data, 0)
+        r1 = second_moments()
+        trainer.set_learning_rate(0.0)
+        trainer.train_epoch(data, 1)
+        assert second_moments() > 1.5 * r1  # a reset every iteration would leave about r1
+    finally:
+        trainer.close()
+
+
+@pytest.fixture(scope="module")
+def feats(spark, ingested):
+    from cxrzoo.preprocess import CXRPreprocessor
+
+    df = spark.read.parquet(ingested).orderBy("image_index")
+    return CXRPreprocessor(cropSize=32, augment=False).transform(df).select("features", "labels").cache()
+
+
+def test_recipe_params_are_explained_and_persisted(spark, feats, tmp_path):
+    est = CXREstimator(epochs=2, batchSize=8, optimizer="sgd", momentum=0.8, learningRate=0.02,
+                       lrSchedule="cosine", warmupEpochs=1, classWeighting="chexnet", seed=1)
+    text = est.explainParams()
+    for name in ("lrSchedule", "warmupEpochs", "plateauMonitor", "classWeighting", "checkpointDir", "summaryDir",
+                 "momentum", "nesterov", "freezeEpochs", "pretrained", "l2", "dropout", "engine", "batchSize"):
+        assert name in text
+    model = est.fit(feats)
+    assert [h["learning_rate"] for h in model.history] == pytest.approx([1e-7, 0.02])
+    assert all(np.isfinite(h["loss"]) for h in model.history)
+    model.save(str(tmp_path / "m"))
+    loaded = CXRModel.load(str(tmp_path / "m"))
+    assert loaded.getOrDefault("lrSchedule") == "cosine" and loaded.getOrDefault("classWeighting") == "chexnet"
+    assert loaded.getOrDefault("momentum") == pytest.approx(0.8)
+
+
+def test_bad_recipe_settings_fail_early(spark, feats):
+    with pytest.raises(ValueError, match="multiple of the 2 executor cores.*use 8 or 10"):
+        CXREstimator(epochs=1, batchSize=9).fit(feats)
+    with pytest.raises(ValueError, match="needs a validation set"):
+        CXREstimator(epochs=1, batchSize=8, lrSchedule="plateau", plateauMonitor="val_loss").fit(feats)
+    with pytest.raises(ValueError, match="nesterov"):
+        CXREstimator(optimizer="sgd", momentum=0.0)
+    with pytest.raises(ValueError, match="classWeighting"):
+        CXREstimator(classWeighting="inverse")
+
+
+def test_resume_continues_from_the_last_checkpoint(spark, feats, tmp_path, caplog):
+    ck = tmp_path / "ck"
+    kw = dict(batchSize=8, seed=4, learningRate=3e-3, lrSchedule="plateau", warmupEpochs=1,
+              checkpointDir=str(ck), classWeighting="chexnet")
+    first = CXREstimator(epochs=2, **kw).fit(feats)
+    assert sorted(p.name for p in ck.iterdir()) == ["epoch-0001", "epoch-0002"]  # the newest two are kept
+    files = {p.name for p in (ck / "epoch-0002").iterdir()}
+    assert {"weights.npz", "optim_driver.ser", "optim_partitions.ser", "state.json"} <= files
+    with caplog.at_level(logging.INFO, logger="cxrzoo.train.loop"):
+        resumed = CXREstimator(epochs=4, **kw).fit(feats)
+    assert "resuming from" in caplog.text and "2 of 4 epochs done" in caplog.text
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2, 3]
+    assert resumed.history[:2] == json.loads(json.dumps(first.history))  # the first two epochs are not rerun
+    assert resumed.history[-1]["loss"] < resumed.history[0]["loss"]
+    again = CXREstimator(epochs=4, **kw).fit(feats)  # all done: nothing left to train, same weights
+    w1, w2 = resumed.weights(), again.weights()
+    assert all(np.array_equal(w1[n][k], w2[n][k]) for n in w1 for k in w1[n])
+    with pytest.raises(CheckpointMismatchError, match="input_size: 32 there, 24 now"):
+        CheckpointDir(ck).check({"model": "tiny", "input_size": 24, "batch_size": 8})
+
+
+def test_summaries_for_tensorboard(spark, feats, tmp_path):
+    from bigdl.dllib.optim.optimizer import TrainSummary, ValidationSummary
+
+    est = CXREstimator(epochs=2, batchSize=8, seed=1, summaryDir=str(tmp_path / "tb"), allowPatientOverlap=True)
+    est.setValidation(feats)
+    model = est.fit(feats)
+    assert (tmp_path / "tb" / "cxrzoo" / "train").is_dir() and (tmp_path / "tb" / "cxrzoo" / "validation").is_dir()
+    loss = TrainSummary(str(tmp_path / "tb"), "cxrzoo").read_scalar("Loss")
+    assert len(loss) == 2 * math.ceil(60 / 8)
+    auc = ValidationSummary(str(tmp_path / "tb"), "cxrzoo").read_scalar("MeanAUC")
+    assert [round(float(v[1]), 5) for v in auc] == [round(h["val_mean_auc"], 5) for h in model.history]
+    assert all(h["val_loss"] > 0 for h in model.history)
+
+
+def test_progress_bar_lines():
+    from cxrzoo.progress import EpochProgress
+
+    out = io.StringIO()
+    bar = EpochProgress(4, stream=out, width=8)
+    bar({"epoch": 0, "loss": 0.5, "val_mean_auc": 0.61, "learning_rate": 1e-3, "images_per_s": 12.0, "seconds": 3})
+    bar({"epoch": 3, "loss": 0.4, "val_mean_auc": None, "learning_rate": 1e-4, "images_per_s": 13.0, "seconds": 3})
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[##------] 1/4 epochs  loss 0.5000  val AUC 0.6100") and "ETA" in lines[0]
+    assert lines[1].startswith("[########] 4/4 epochs") and "ETA" not in lines[1]
