@@ -77,6 +77,7 @@ class StandaloneCluster:
     def __init__(self, workers: int = 2, cores: int = 1, memory: str = "3g", work_dir: str | None = None) -> None:
         self.workers, self.cores, self.memory = workers, cores, memory
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="cxrzoo-standalone-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port, self.ui_port = _free_port(), _free_port()
         self._procs: list[subprocess.Popen] = []
 

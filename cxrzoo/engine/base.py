@@ -24,6 +24,10 @@ from cxrzoo.models.spec import NetSpec
 Weights = dict[str, dict[str, np.ndarray]]
 
 
+class EpochFailedError(RuntimeError):
+    """An epoch whose result cannot be trusted (e.g. an executor was lost mid-way); retry it from a checkpoint."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """What the engine needs to know to train."""

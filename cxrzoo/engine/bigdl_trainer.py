@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pyspark.rdd import RDD
 
-from cxrzoo.engine.base import EpochStats, TrainConfig, Trainer
+from cxrzoo.engine.base import EpochFailedError, EpochStats, TrainConfig, Trainer
 from cxrzoo.models.spec import NetSpec
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,11 @@ def _jvm_read(sc, path: Path):
         return inp.readObject()
     finally:
         inp.close()
+
+
+def _executor_ids(sc) -> set[str]:
+    ids = sc._jsc.sc().getExecutorIds().mkString(",")  # a Scala Seq; empty in local mode
+    return set(ids.split(",")) - {""}
 
 
 def _executors(sc) -> int:
@@ -209,9 +214,15 @@ class BigDLTrainer(Trainer):
                 self._opt.set_traindata(samples, self.config.batch_size)
             self._opt.set_end_when(MaxEpoch(epoch + 1))
         self._push_optim_state()
+        executors = _executor_ids(sc)
         t0 = time.perf_counter()
         self._opt.optimize()
         seconds = time.perf_counter() - t0
+        lost = executors - _executor_ids(sc)
+        if lost:
+            # Spark re-ran the lost tasks, but BigDL rebuilt that executor's slice of the weights from the
+            # epoch's start: the epoch is inconsistent.  The loop retries it from the last checkpoint.
+            raise EpochFailedError(f"executor(s) {sorted(lost)} lost during epoch {epoch + 1}")
         self._pull_optim_state()
         if new_data:  # drop the previous epoch's cached training set; keep this one for reuse
             _unpersist(sc, self._cached)

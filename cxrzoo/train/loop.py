@@ -15,7 +15,7 @@ from typing import Any, Callable
 from py4j.protocol import Py4JError
 from pyspark.rdd import RDD
 
-from cxrzoo.engine.base import Engine, EpochStats, TrainConfig, Trainer
+from cxrzoo.engine.base import Engine, EpochFailedError, EpochStats, TrainConfig, Trainer
 from cxrzoo.models.spec import NetSpec
 from cxrzoo.train.checkpoint import CheckpointDir
 from cxrzoo.train.schedule import LRSchedule
@@ -111,7 +111,7 @@ def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
             trainer.set_learning_rate(run.schedule.rate(epoch))
             try:
                 stats: EpochStats = trainer.train_epoch(epoch_data(epoch), epoch)
-            except Py4JError as e:
+            except (Py4JError, EpochFailedError) as e:
                 if opts.checkpoint is None or failures >= opts.retries:
                     raise
                 failures += 1

@@ -1,0 +1,97 @@
+"""Process-level training: a killed `cxrzoo train` resumes; a real standalone cluster survives a lost executor.
+
+Both run the CLI in a subprocess (its own driver JVM) on the shared small ingested dataset.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cxrzoo import jobs
+from cxrzoo.cluster import StandaloneCluster, executor_pids
+
+EPOCHS = 5
+
+
+def _env() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}
+
+
+def _train_cmd(data: str, out: Path, ckpt: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "cxrzoo.cli", "train", "--data", data, "--out", str(out), "--epochs", str(EPOCHS),
+            "--batch-size", "8", "--crop", "64", "--lr", "3e-3", "--checkpoint-dir", str(ckpt), "--seed", "5",
+            "--driver-memory", "2g", "--no-progress", *extra]
+
+
+def _start(cmd: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=_env(),
+                            start_new_session=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"training exited ({proc.returncode}) before {path.name}:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"no {path.name} after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def _history(model_dir: Path) -> list[dict]:
+    return json.loads((model_dir / "model.json").read_text())["history"]
+
+
+def test_killed_training_resumes_with_the_same_command(ingested, tmp_path):
+    out, ckpt, log = tmp_path / "model", tmp_path / "ckpt", tmp_path / "run1.log"
+    cmd = _train_cmd(ingested, out, ckpt, "--master", "local[2]", "--schedule", "plateau", "--warmup-epochs", "1")
+    proc = _start(cmd, log)
+    _wait_for(ckpt / "epoch-0002", proc, log)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its JVM, mid-training
+    proc.wait()
+    assert not out.exists()
+    log2 = tmp_path / "run2.log"
+    rc = subprocess.run(cmd, stdout=open(log2, "wb"), stderr=subprocess.STDOUT, env=_env(), timeout=900).returncode
+    text = log2.read_text()
+    assert rc == 0, text[-3000:]
+    done = int(re.search(r"resuming from \S+epoch-(\d+): (\d+) of 5 epochs done", text).group(2))
+    assert 2 <= done < EPOCHS
+    assert f"epoch {done + 1}/{EPOCHS}" in text and f"epoch {done}/{EPOCHS}" not in text  # nothing trained twice
+    history = _history(out)
+    assert [h["epoch"] for h in history] == list(range(EPOCHS))
+    assert history[0]["learning_rate"] == pytest.approx(1e-7) and history[1]["learning_rate"] == pytest.approx(3e-3)
+
+
+def test_standalone_cluster_trains_through_a_lost_executor(spark, ingested, tmp_path):
+    out, ckpt, log = tmp_path / "cluster-model", tmp_path / "ckpt", tmp_path / "cluster.log"
+    with StandaloneCluster(workers=2, cores=1, memory="2g", work_dir=str(tmp_path / "cluster")) as cluster:
+        cmd = _train_cmd(ingested, out, ckpt, "--master", cluster.master_url, "--executor-cores", "1",
+                         "--num-executors", "2", "--executor-memory", "1200m")
+        proc = _start(cmd, log)
+        _wait_for(ckpt / "epoch-0002", proc, log)
+        time.sleep(1.0)  # into the third epoch
+        pids = executor_pids()
+        assert len(pids) == 2, pids  # one executor per worker
+        os.kill(pids[0], signal.SIGKILL)
+        rc = proc.wait(timeout=900)
+        status = cluster.status()
+    text = log.read_text()
+    assert rc == 0, text[-4000:]
+    assert "Lost executor" in text  # Spark saw the executor die
+    assert "epoch 3 failed" in text and "retry 1 of 2 from the last checkpoint" in text  # and the epoch was redone
+    assert len(status["workers"]) == 2 and executor_pids() == []  # the cluster we started is stopped
+    assert [h["epoch"] for h in _history(out)] == list(range(EPOCHS))
+
+    local = tmp_path / "local-model"
+    jobs.train(spark, ingested, str(local), crop=64, modelName="tiny", epochs=EPOCHS, batchSize=8,
+               learningRate=3e-3, seed=5)
+    auc_cluster = jobs.evaluate(spark, str(out), ingested, bootstrap=0).mean_auc
+    auc_local = jobs.evaluate(spark, str(local), ingested, bootstrap=0).mean_auc
+    assert auc_cluster > 0.6 and auc_cluster >= auc_local - 0.08, (auc_cluster, auc_local)
