@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from cxrzoo.evaluate import AucReport, evaluate_auc
 from cxrzoo.export import export_openvino
-from cxrzoo.ingest import IngestReport, read_images, read_nih_with_report
+from cxrzoo.ingest import IngestReport, image_files, read_nih_with_report
 from cxrzoo.io import write_parquet_atomic
 from cxrzoo.labels import LABELS
 from cxrzoo.preprocess import CXRPreprocessor
@@ -87,23 +87,35 @@ def evaluate(spark: SparkSession, model_dir: str, data: str, bootstrap: int = 10
     return evaluate_auc(model.transform(df), bootstrap=bootstrap)
 
 
-def export(model_dir: str, out: str, metrics: dict | None = None) -> Path:
-    """Export a saved model to an OpenVINO IR directory."""
-    return export_openvino(model_dir, out, metrics=metrics)
+def export(model_dir: str, out: str, metrics: dict | None = None, precision: str = "fp32",
+           calibration: str | None = None, check: str | None = None) -> Path:
+    """Export a saved model to an OpenVINO IR directory (``precision`` fp32, bf16 or int8; see
+    :func:`cxrzoo.export.export_openvino`)."""
+    return export_openvino(model_dir, out, metrics=metrics, precision=precision, calibration=calibration,
+                           check=check)
 
 
-def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None, data: str | None = None) -> int:
+def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None, data: str | None = None,
+          batch_size: int = 16, precision: str | None = None) -> int:
     """Score a directory of images or an ingested Parquet dataset; write ``image_index``, one column per label,
-    ``error`` as Parquet (atomically). Returns the number of rows."""
+    ``error`` as Parquet (atomically: a rerun after a kill leaves no partial or duplicated rows).
+
+    Image files are decoded inside the scoring UDF (decode, preprocessing and inference in one pass, decoding
+    overlapping inference).  Returns the number of rows.
+    """
     if (images is None) == (data is None):
         raise ValueError("give exactly one of images= (a directory) or data= (a Parquet dataset)")
     card = read_card(ir_dir)
     size = int(card["input"]["shape"][1])
-    df = read_images(spark, images, size=size) if images else spark.read.parquet(data)
-    if data is not None and _image_size(df) != size:
-        raise ValueError(f"{data} holds {_image_size(df)}² images but {ir_dir} takes {size}²; re-ingest with "
-                         f"--size {size} or score with --images")
-    scored = OpenVINOScorer(modelDir=ir_dir).transform(df)
+    scorer = OpenVINOScorer(modelDir=ir_dir, batchSize=batch_size, precision=precision or "")
+    if images:
+        scored = scorer.setParams(decode=True, inputCol="content").transform(image_files(spark, images))
+    else:
+        df = spark.read.parquet(data)
+        if _image_size(df) != size:
+            raise ValueError(f"{data} holds {_image_size(df)}² images but {ir_dir} takes {size}²; re-ingest with "
+                             f"--size {size} or score with --images")
+        scored = scorer.transform(df)
     cols = [F.col("probabilities")[i].alias(name) for i, name in enumerate(card.get("labels", LABELS))]
     result = scored.select("image_index", *cols, "error")
     write_parquet_atomic(result, out)

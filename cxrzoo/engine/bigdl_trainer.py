@@ -190,6 +190,9 @@ class BigDLTrainer(Trainer):
             self._state_rdd.unpersist(False)
             self._state_rdd = None
         self._parts = parts
+        # each optimize() broadcasts the model anew; let Spark's ContextCleaner drop the old broadcasts
+        # now (it acts on garbage-collected references) rather than let the driver heap grow per epoch
+        self._sc._jvm.System.gc()
 
     def train_epoch(self, data: RDD, epoch: int) -> EpochStats:
         from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer, SeveralIteration, TrainSummary

@@ -13,20 +13,23 @@ import openvino as ov
 
 from cxrzoo import __version__
 from cxrzoo.export.graph import build_openvino_model
+from cxrzoo.irformat import CARD, XML
+from cxrzoo.export.precision import (CALIBRATION_IMAGES, PRECISIONS, PrecisionRefusedError, check_precision,
+                                     cpu_supports_bf16, quantize_int8, read_labelled_images)
 from cxrzoo.models import create_spec
 from cxrzoo.params import NORMALIZATIONS
 from cxrzoo.train.persist import ModelDirError, load_weights
 
 log = logging.getLogger(__name__)
-CARD = "cxrzoo.json"
-XML = "model.xml"
 
 
 def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: int | None = None,
-                    normalization: str | None = None, metrics: dict | None = None) -> Path:
+                    normalization: str | None = None, metrics: dict | None = None, precision: str = "fp32",
+                    calibration: str | os.PathLike | None = None, check: str | os.PathLike | None = None) -> Path:
     """Export a ``CXRModel`` directory to OpenVINO IR.
 
-    Needs neither Spark nor BigDL: it reads ``model.json`` and ``weights.npz``.
+    Needs neither Spark nor BigDL: it reads ``model.json`` and ``weights.npz`` (and, for a reduced
+    precision, ingested Parquet with pyarrow).
 
     Parameters
     ----------
@@ -41,6 +44,15 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
         Default: the normalization recorded at training.
     metrics : dict, optional
         Training/evaluation metrics to record in the model card.
+    precision : {"fp32", "bf16", "int8"}
+        ``bf16``: the FP32 IR, run with OpenVINO's BF16 hint (refused where the CPU has no native BF16);
+        ``int8``: NNCF post-training quantization with ``calibration``.  Either is scored against FP32
+        on ``check`` and refused (:class:`PrecisionRefusedError`) if the mean AUC drops by more than 0.005.
+    calibration : path, optional
+        Ingested Parquet of training images; a seeded subset of 300 calibrates INT8.
+    check : path, optional
+        Ingested Parquet of labelled images (e.g. the test split) for the AUC comparison; default
+        ``calibration``.
 
     Returns
     -------
@@ -57,6 +69,7 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
     normalization = normalization or info.get("normalization", "caffe")
     mean, std = NORMALIZATIONS[normalization]
     model = build_openvino_model(spec, load_weights(model_dir / "weights.npz"), image_size, mean, std)
+    model, checked = _reduce(model, precision, image_size, info["labels"], calibration, check)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     try:
@@ -67,7 +80,9 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
             "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "model": info["model"],
             "labels": info["labels"],
-            "precision": "fp32",
+            "precision": precision,
+            "runtime": {"device": "CPU", "inference_precision_hint": "bf16" if precision == "bf16" else "f32"},
+            "precision_check": checked.as_dict() if checked is not None else None,
             "input": {"name": "image", "dtype": "uint8", "shape": [-1, image_size, image_size],
                       "layout": "NHW", "color": "gray"},
             "preprocessing": {"center_crop": spec.input_size, "channels": 3, "normalization": normalization,
@@ -82,5 +97,29 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log.info("exported %s to %s", model_dir, out)
+    log.info("exported %s to %s (%s)", model_dir, out, precision)
     return out
+
+
+def _reduce(model: ov.Model, precision: str, size: int, labels: list[str], calibration, check):
+    """The model to save for ``precision`` and its AUC check against FP32 (None for fp32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return model, None
+    if precision == "bf16" and not cpu_supports_bf16():
+        raise PrecisionRefusedError("this CPU has no native BF16 (AVX512_BF16 or AMX): OpenVINO would compute in "
+                                    "FP32 anyway; export fp32 (or int8)")
+    if precision == "int8" and calibration is None:
+        raise ValueError("int8 needs calibration images: --calibration PARQUET (ingested training data; "
+                         f"{CALIBRATION_IMAGES} are drawn)")
+    data = check or calibration
+    if data is None:
+        raise ValueError(f"{precision} is checked against fp32 on labelled images: give --check PARQUET "
+                         "(e.g. the ingested test split)")
+    reduced = model
+    if precision == "int8":
+        calib, _ = read_labelled_images(calibration, size, limit=CALIBRATION_IMAGES)
+        reduced = quantize_int8(model.clone(), calib)
+    x, y = read_labelled_images(data, size)
+    return reduced, check_precision(model, reduced, precision, x, y, labels)

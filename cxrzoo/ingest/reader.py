@@ -139,6 +139,15 @@ def _files_frame(spark: SparkSession, images: str, rows: list[tuple], schema: T.
     return files.select("path", "content").join(F.broadcast(meta), "path", "inner")
 
 
+def image_files(spark: SparkSession, images: str) -> DataFrame:
+    """Every image under ``images`` as ``path``, ``image_index`` (and ``content`` off the local file system),
+    for a UDF that reads and decodes them itself."""
+    listed = list_image_paths(spark, images)
+    schema = T.StructType([T.StructField("path", T.StringType(), False),
+                           T.StructField("image_index", T.StringType(), False)])
+    return _files_frame(spark, images, sorted((p, n) for n, p in listed.items()), schema)
+
+
 def read_images(spark: SparkSession, images: str, size: int = 256,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
     """Decode every image under ``images`` (no labels): ``path``, ``image_index``, ``image``, ``error``."""

@@ -5,11 +5,12 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import openvino as ov
 
-from cxrzoo.export.ir import CARD, XML
+from cxrzoo.irformat import CARD, XML
 
 _CACHE: dict[tuple[str, str], "CompiledScorer"] = {}
 _LOCK = threading.Lock()
@@ -36,14 +37,49 @@ class CompiledScorer:
         """Output label names."""
         return list(self.card["labels"])
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        """``(N, S, S)`` uint8 → ``(N, classes)`` float32 probabilities."""
+    def _check(self, images: np.ndarray) -> None:
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (self.image_size,) * 2:
             raise ValueError(f"expected (N, {self.image_size}, {self.image_size}) uint8, got "
                              f"{images.dtype} {images.shape}")
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """``(N, S, S)`` uint8 → ``(N, classes)`` float32 probabilities (one synchronous request)."""
+        self._check(images)
         if len(images) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         return np.asarray(self.compiled(images)[0], dtype=np.float32)
+
+    def infer_stream(self, chunks: Iterable[np.ndarray]) -> np.ndarray:
+        """Probabilities of images arriving as consecutive ``(k, S, S)`` uint8 chunks, in order.
+
+        Each chunk is submitted as an asynchronous infer request as soon as it is produced, so
+        whatever produces the next chunk (decoding) runs while OpenVINO computes the previous ones.
+        """
+        results: dict[int, np.ndarray] = {}
+        queue = ov.AsyncInferQueue(self.compiled, self.jobs)
+
+        def done(request: ov.InferRequest, start: int) -> None:
+            results[start] = np.array(request.get_output_tensor(0).data, dtype=np.float32)  # a copy
+
+        queue.set_callback(done)
+        start = 0
+        for chunk in chunks:
+            self._check(chunk)
+            if len(chunk):
+                queue.start_async({0: chunk}, userdata=start)
+                start += len(chunk)
+        queue.wait_all()
+        if not results:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return np.concatenate([results[k] for k in sorted(results)])
+
+    @property
+    def jobs(self) -> int:
+        """Infer requests kept in flight (OpenVINO's optimal number for the throughput hint)."""
+        try:
+            return max(2, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        except RuntimeError:
+            return 2
 
 
 def read_card(ir_dir: str | Path) -> dict:
@@ -55,17 +91,18 @@ def read_card(ir_dir: str | Path) -> dict:
     return json.loads((d / CARD).read_text())
 
 
-def load_scorer(ir_dir: str | Path, precision: str = "f32", threads: int | None = None) -> CompiledScorer:
-    """Compile ``ir_dir`` for the CPU, once per process (cached by path and precision).
+def load_scorer(ir_dir: str | Path, precision: str | None = None, threads: int | None = None) -> CompiledScorer:
+    """Compile ``ir_dir`` for the CPU, once per process (cached by path, precision and threads).
 
-    ``precision`` is OpenVINO's ``INFERENCE_PRECISION_HINT``: ``f32`` keeps the
-    exported model's answers; ``bf16`` is faster where the CPU supports it.
+    ``precision`` is OpenVINO's ``INFERENCE_PRECISION_HINT``; by default the one the export recorded
+    (``f32`` for FP32 and INT8 exports, ``bf16`` for BF16 ones).
     """
-    key = (str(Path(ir_dir).resolve()), precision)
+    key = (str(Path(ir_dir).resolve()), precision, threads)
     with _LOCK:
         if key not in _CACHE:
             card = read_card(ir_dir)
-            config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "THROUGHPUT"}
+            hint = precision or card.get("runtime", {}).get("inference_precision_hint", "f32")
+            config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "THROUGHPUT"}
             if threads:
                 config["INFERENCE_NUM_THREADS"] = int(threads)
             compiled = ov.Core().compile_model(str(Path(ir_dir) / XML), "CPU", config)

@@ -1,6 +1,14 @@
-"""``OpenVINOScorer``: score gray images with an exported IR inside Spark (Arrow UDF)."""
+"""``OpenVINOScorer``: score images with an exported IR inside Spark, in one Arrow UDF.
+
+The input column holds either gray uint8 images of the model's size (ingested data) or, with
+``decode=True``, the encoded file bytes (PNG/JPEG, Spark's ``binaryFile`` ``content``) — or no column
+at all, the files being read from the local ``path``.  Decoding, preprocessing (inside the graph) and
+inference then run in the same Python worker: chunks of ``batchSize`` images are decoded and submitted
+as asynchronous infer requests, so decoding the next chunk overlaps inference of the previous ones.
+"""
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import numpy as np
@@ -17,52 +25,97 @@ from cxrzoo.arrowutil import rows_to_list_array
 from cxrzoo.score.runtime import load_scorer, read_card
 
 
-class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
-    """Append ``probabilities`` (array<float>) computed by an OpenVINO IR from ``image`` (gray uint8 bytes).
+def _gray(value, size: int, decode: bool, path: str | None) -> tuple[np.ndarray | None, str | None]:
+    """One row's image as (size, size) uint8, or an error message."""
+    from cxrzoo.ingest.decode import ImageDecodeError, decode_gray
+    from cxrzoo.ingest.reader import _read_local
 
-    The IR is compiled once per Python worker and reused across batches and
-    tasks. Rows whose image is null or of the wrong size get null probabilities
-    and an ``error``.
+    name = os.path.basename(path) if path else "image"
+    if not decode:
+        if value is None:
+            return None, "no image"
+        if len(value) != size * size:
+            return None, f"image has {len(value)} bytes, the model takes {size}x{size} gray"
+        return np.frombuffer(value, np.uint8).reshape(size, size), None
+    try:
+        data = value if value is not None else (_read_local(path) if path else b"")
+        return decode_gray(data, size), None
+    except ImageDecodeError as e:
+        return None, f"{name}: {e}"
+
+
+def _score_batches(ir_dir: str, size: int, precision: str | None, in_col: str, err_col: str, decode: bool,
+                   chunk: int, names: list[str], out_col: str):
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        scorer = load_scorer(ir_dir, precision)  # compiled once per Python worker, reused across tasks
+        for batch in batches:
+            cols = batch.schema.names
+            values = batch.column(in_col).to_pylist() if in_col in cols else [None] * batch.num_rows
+            paths = batch.column("path").to_pylist() if "path" in cols else [None] * batch.num_rows
+            errors = batch.column(err_col).to_pylist() if err_col in cols else [None] * batch.num_rows
+            ok: list[int] = []
+
+            def chunks() -> Iterator[np.ndarray]:
+                buf: list[np.ndarray] = []
+                for i in range(batch.num_rows):
+                    if errors[i] is not None:
+                        continue
+                    img, errors[i] = _gray(values[i], size, decode, paths[i])
+                    if img is not None:
+                        ok.append(i)
+                        buf.append(img)
+                        if len(buf) == chunk:
+                            yield np.stack(buf)
+                            buf = []
+                if buf:
+                    yield np.stack(buf)
+
+            probs = scorer.infer_stream(chunks())
+            arr = rows_to_list_array(probs, ok, batch.num_rows)
+            out = [batch.column(n) for n in names] + [arr, pa.array(errors, pa.string())]
+            yield pa.RecordBatch.from_arrays(out, names=names + [out_col, err_col])
+    return run
+
+
+class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
+    """Append ``probabilities`` (array<float>) and ``error`` computed by an OpenVINO IR directory.
+
+    A row whose image is missing, of the wrong size or undecodable gets null probabilities and an
+    ``error`` saying why; the job never fails on bad images.
     """
 
     modelDir = Param(Params._dummy(), "modelDir", "directory written by `cxrzoo export`", TypeConverters.toString)
-    precision = Param(Params._dummy(), "precision", "OpenVINO inference precision hint: f32 or bf16",
-                      TypeConverters.toString)
+    precision = Param(Params._dummy(), "precision", "OpenVINO inference precision hint, f32 or bf16; '' uses "
+                      "the one the export recorded", TypeConverters.toString)
     errorCol = Param(Params._dummy(), "errorCol", "column for per-row errors (kept, and filled on failure)",
                      TypeConverters.toString)
+    decode = Param(Params._dummy(), "decode", "inputCol holds encoded PNG/JPEG bytes (or is absent and the "
+                   "local file at 'path' is read), decoded at the model's size in the same UDF",
+                   TypeConverters.toBoolean)
+    batchSize = Param(Params._dummy(), "batchSize", "images per infer request", TypeConverters.toInt)
 
     @keyword_only
     def __init__(self, *, modelDir: str | None = None, inputCol: str = "image", outputCol: str = "probabilities",
-                 precision: str = "f32", errorCol: str = "error") -> None:
+                 precision: str = "", errorCol: str = "error", decode: bool = False, batchSize: int = 16) -> None:
         super().__init__()
-        self._setDefault(inputCol="image", outputCol="probabilities", precision="f32", errorCol="error")
+        self._setDefault(inputCol="image", outputCol="probabilities", precision="", errorCol="error", decode=False,
+                         batchSize=16)
         self._set(**self._input_kwargs)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        ir_dir = self.getOrDefault(self.modelDir)
+        g = self.getOrDefault
+        ir_dir = g(self.modelDir)
         size = int(read_card(ir_dir)["input"]["shape"][1])  # fail on the driver if the directory is wrong
-        in_col, out_col, err_col = self.getInputCol(), self.getOutputCol(), self.getOrDefault(self.errorCol)
-        precision = self.getOrDefault(self.precision)
-        keep = [f for f in dataset.schema.fields if f.name not in (out_col, err_col)]
+        in_col, out_col, err_col = self.getInputCol(), self.getOutputCol(), g(self.errorCol)
+        decode = g(self.decode)
+        if in_col not in dataset.columns and not (decode and "path" in dataset.columns):
+            raise ValueError(f"OpenVINOScorer: no column {in_col!r} (and no 'path' to read files from with "
+                             f"decode=True); columns: {dataset.columns}")
+        drop = {out_col, err_col} | ({in_col, "content", "modificationTime", "length"} if decode else set())
+        keep = [f for f in dataset.schema.fields if f.name not in drop]
         names = [f.name for f in keep]
         schema = T.StructType(keep + [T.StructField(out_col, T.ArrayType(T.FloatType(), False), True),
                                       T.StructField(err_col, T.StringType(), True)])
-        has_err = err_col in dataset.columns
-
-        def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            scorer = load_scorer(ir_dir, precision)
-            for batch in batches:
-                images = batch.column(in_col).to_pylist()
-                errors = batch.column(err_col).to_pylist() if has_err else [None] * len(images)
-                ok = [i for i, b in enumerate(images) if b is not None and len(b) == size * size]
-                for i, b in enumerate(images):
-                    if errors[i] is None and (b is None or len(b) != size * size):
-                        errors[i] = ("no image" if b is None else
-                                     f"image has {len(b)} bytes, the model takes {size}x{size} gray")
-                stack = np.frombuffer(b"".join(images[i] for i in ok), np.uint8).reshape(len(ok), size, size)
-                probs = scorer.infer(stack)
-                arr = rows_to_list_array(probs, ok, len(images))
-                cols = [batch.column(n) for n in names] + [arr, pa.array(errors, pa.string())]
-                yield pa.RecordBatch.from_arrays(cols, names=names + [out_col, err_col])
-
+        run = _score_batches(ir_dir, size, g(self.precision) or None, in_col, err_col, decode,
+                             max(1, g(self.batchSize)), names, out_col)
         return dataset.mapInArrow(run, schema)

@@ -1,0 +1,183 @@
+"""Scoring benchmark: BigDL predict vs OpenVINO FP32 / BF16 / INT8 vs PyTorch eager, raw and through Spark.
+
+One run, one ResNet-50 (14-way head, 224² input, weights from BigDL's initialisation shared by all
+runtimes), the same synthetic 1024² NIH-format PNGs:
+
+- raw: images/s on pre-decoded 256² uint8 images (OpenVINO: preprocessing inside the graph,
+  asynchronous requests of ``--batch``; BigDL: ``predict_local`` on already preprocessed float
+  tensors; PyTorch eager channels_last, 2 threads, when torch is installed);
+- end to end: ``cxrzoo score`` through Spark local[2] from the PNG files (decode + preprocessing +
+  inference in one Arrow UDF, Parquet written), and BigDL's path (decode UDF → preprocessing UDF →
+  BigDL ``NNModel``) on the same files.
+
+Medians of ``--repeats`` after a warm-up.  INT8 comes from NNCF post-training quantization
+calibrated on the same images (a throughput measurement: the AUC check of ``cxrzoo export`` needs a
+trained model and labelled data).  BF16 runs only where the CPU has it natively.
+
+    .venv/bin/python benchmarks/bench_score.py [--n 96] [--batch 16] [--repeats 3] [--json]
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import bench_args, cpu_name, median_seconds
+
+log = logging.getLogger("bench_score")
+
+
+def _options(ap) -> None:
+    ap.add_argument("--n", type=int, default=96, help="synthetic 1024² PNGs (default: 96)")
+    ap.add_argument("--batch", type=int, default=16, help="images per infer request / predict batch")
+    ap.add_argument("--model", default="resnet50", help="registry backbone (default: resnet50)")
+
+
+def _model_dir(root: Path, name: str, spark) -> tuple[Path, object, object, object]:
+    """A model directory (model.json + weights.npz) of a freshly initialised BigDL network."""
+    from cxrzoo.engine.base import get_engine
+    from cxrzoo.labels import LABELS
+    from cxrzoo.models import create_spec
+    from cxrzoo.train.persist import flatten_weights
+
+    spec = create_spec(name, input_size=224)
+    eng = get_engine("bigdl")
+    net = eng.build(spec, seed=0)
+    weights = eng.weights(net, spec)
+    d = root / "model"
+    d.mkdir()
+    np.savez(d / "weights.npz", **flatten_weights(weights))
+    (d / "model.json").write_text(json.dumps({"model": name, "input_size": 224, "labels": list(LABELS),
+                                              "image_size": 256, "normalization": "imagenet", "dropout": 0.0}))
+    return d, net, spec, weights
+
+
+def _int8_dir(fp32_ir: Path, out: Path, calib: np.ndarray) -> Path:
+    import openvino as ov
+
+    from cxrzoo.export.precision import quantize_int8
+
+    model = quantize_int8(ov.Core().read_model(str(fp32_ir / "model.xml")), calib)
+    out.mkdir()
+    ov.save_model(model, str(out / "model.xml"), compress_to_fp16=False)
+    card = json.loads((fp32_ir / "cxrzoo.json").read_text())
+    card["precision"] = "int8"
+    (out / "cxrzoo.json").write_text(json.dumps(card))
+    return out
+
+
+def _torch_rate(spec, weights: dict, x: np.ndarray, batch: int, repeats: int) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    from _torchnet import SpecNet
+
+    torch.set_num_threads(2)
+    net = SpecNet(spec).eval()
+    for node, d in weights.items():
+        layer = net.layers[node.replace(".", "_")]
+        for k, v in d.items():
+            getattr(layer, k).data.copy_(torch.from_numpy(np.ascontiguousarray(v)).reshape(getattr(layer, k).shape))
+    net = net.to(memory_format=torch.channels_last)
+    xt = torch.from_numpy(x).to(memory_format=torch.channels_last)
+
+    def run() -> None:
+        with torch.no_grad():
+            for i in range(0, len(xt), batch):
+                net(xt[i:i + batch])
+    return len(x) / median_seconds(run, repeats)
+
+
+def main() -> None:
+    args = bench_args(__doc__, repeats=3, add=_options)
+    from cxrzoo import jobs
+    from cxrzoo.export import cpu_supports_bf16, export_openvino
+    from cxrzoo.ingest import read_images
+    from cxrzoo.preprocess import CXRPreprocessor
+    from cxrzoo.score import load_scorer
+    from cxrzoo.session import get_spark
+    from cxrzoo.synth import write_dataset
+
+    root = Path(tempfile.mkdtemp(prefix="cxrzoo-bench-score-"))
+    try:
+        spark = get_spark(master="local[2]", driver_memory="8g")
+        ds = write_dataset(root / "data", n=args.n, size=1024, seed=0, workers=2)
+        model_dir, net, spec, weights = _model_dir(root, args.model, spark)
+        irs = {"fp32": export_openvino(model_dir, root / "ir-fp32")}
+        gray = np.stack([np.frombuffer(r.image, np.uint8).reshape(256, 256)
+                         for r in read_images(spark, str(ds.images), size=256).orderBy("image_index").collect()])
+        irs["int8"] = _int8_dir(irs["fp32"], root / "ir-int8", gray)
+        hints = {"fp32": "f32", "int8": "f32"}
+        if cpu_supports_bf16():
+            irs["bf16"], hints["bf16"] = irs["fp32"], "bf16"
+        chunks = [gray[i:i + args.batch] for i in range(0, len(gray), args.batch)]
+        raw = {}
+        for prec, ir in irs.items():
+            scorer = load_scorer(ir, hints[prec])
+            raw[f"openvino_{prec}"] = len(gray) / median_seconds(lambda s=scorer: s.infer_stream(iter(chunks)),
+                                                                 args.repeats)
+        feats = CXRPreprocessor(cropSize=224, normalization="imagenet", augment=False)
+        x = _float_features(gray, feats)
+        net.evaluate()
+        raw["bigdl_predict"] = len(x) / median_seconds(lambda: net.predict_local(x, batch_size=args.batch),
+                                                       args.repeats)
+        rate = _torch_rate(spec, weights, x, args.batch, args.repeats)
+        if rate is not None:
+            raw["pytorch_eager"] = rate
+        e2e = {}
+        for prec, ir in irs.items():
+            out = str(root / f"scores-{prec}.parquet")
+            sec = median_seconds(lambda ir=ir, out=out, h=hints[prec]: jobs.score(
+                spark, str(ir), out, images=str(ds.images), batch_size=args.batch, precision=h), args.repeats)
+            e2e[f"openvino_{prec}"] = args.n / sec
+        e2e["bigdl_predict"] = args.n / median_seconds(lambda: _bigdl_e2e(spark, ds.images, feats, net, spec,
+                                                                          args.batch, root), max(1, args.repeats - 1))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    _report(args, raw, e2e)
+
+
+def _float_features(gray: np.ndarray, prep) -> np.ndarray:
+    from cxrzoo.preprocess.chain import apply_chain
+
+    return apply_chain(gray, [str(i) for i in range(len(gray))], prep.chain_config(), 0, 0)
+
+
+def _bigdl_e2e(spark, images, prep, net, spec, batch: int, root: Path) -> None:
+    from cxrzoo.engine.base import get_engine
+    from cxrzoo.ingest import read_images
+    from cxrzoo.io import write_parquet_atomic
+
+    df = prep.transform(read_images(spark, str(images), size=256))
+    scored = get_engine("bigdl").predict(net, spec, df.where("features IS NOT NULL"), "features", "p", batch)
+    write_parquet_atomic(scored.select("image_index", "p"), str(root / "scores-bigdl.parquet"))
+
+
+def _report(args, raw: dict, e2e: dict) -> None:
+    base = raw["bigdl_predict"]
+    log.info("Scoring %s, %d synthetic 1024² PNGs → 256² gray, batch %d, 2 cores of %s", args.model, args.n,
+             args.batch, cpu_name())
+    log.info("%-18s %14s %16s %12s", "runtime", "raw images/s", "Spark e2e img/s", "e2e / raw")
+    for k in raw:
+        e = e2e.get(k)
+        log.info("%-18s %14.1f %16s %12s", k, raw[k], f"{e:.1f}" if e else "-", f"{e / raw[k]:.0%}" if e else "-")
+    int8 = e2e.get("openvino_int8")
+    summary = {"int8_e2e_over_raw": int8 / raw["openvino_int8"] if int8 else None,
+               "int8_e2e_over_bigdl_e2e": int8 / e2e["bigdl_predict"] if int8 else None,
+               "int8_raw_over_bigdl_raw": raw["openvino_int8"] / base}
+    log.info("INT8 through Spark: %.0f%% of raw INT8 (target ≥ 80%%), %.1f× BigDL's Spark path, raw INT8 %.1f× "
+             "BigDL predict_local (target ≥ 5×)", 100 * summary["int8_e2e_over_raw"],
+             summary["int8_e2e_over_bigdl_e2e"], summary["int8_raw_over_bigdl_raw"])
+    print(json.dumps({"benchmark": "score", "model": args.model, "n": args.n, "batch": args.batch,  # noqa: T201
+                      "cpu": cpu_name(), "raw_images_per_s": raw, "e2e_images_per_s": e2e, **summary,
+                      "time": time.strftime("%Y-%m-%d %H:%M")}))
+
+
+if __name__ == "__main__":
+    main()

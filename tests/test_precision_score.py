@@ -1,0 +1,124 @@
+"""Reduced-precision export (INT8 by NNCF, BF16 where the CPU has it) and the fused, asynchronous scorer."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cxrzoo import jobs
+from cxrzoo.export import PrecisionRefusedError, cpu_supports_bf16, export_openvino
+from cxrzoo.export.precision import check_precision, read_labelled_images
+from cxrzoo.labels import LABELS
+from cxrzoo.score import load_scorer
+
+
+@pytest.fixture(scope="module")
+def model_dir(spark, ingested, tmp_path_factory):
+    """A tiny model trained for 3 epochs on 64² crops of the shared 72² dataset."""
+    out = str(tmp_path_factory.mktemp("prec") / "model")
+    jobs.train(spark, ingested, out, crop=64, modelName="tiny", epochs=3, batchSize=8, learningRate=3e-3, seed=2)
+    return out
+
+
+def test_int8_export_is_checked_against_fp32(ingested, model_dir, tmp_path):
+    try:
+        ir = export_openvino(model_dir, tmp_path / "int8", precision="int8", calibration=ingested, check=ingested)
+    except PrecisionRefusedError as e:  # a tiny model on 60 images may lose more than 0.005: refused, said why
+        assert "lowers the mean AUC by" in str(e) and "FP32" in str(e)
+        assert not (tmp_path / "int8").exists()
+        return
+    card = json.loads((ir / "cxrzoo.json").read_text())
+    assert card["precision"] == "int8" and card["runtime"]["inference_precision_hint"] == "f32"
+    chk = card["precision_check"]
+    assert chk["images"] == 60 and chk["mean_auc_drop"] <= 0.005
+    assert set(chk["fp32"]["auc"]) == set(LABELS) and set(chk["int8"]["auc"]) == set(LABELS)
+    xml = (ir / "model.xml").read_text()
+    assert "FakeQuantize" in xml or 'element_type="i8"' in xml or 'element_type="u8"' in xml
+
+
+def test_precision_check_refuses_a_large_auc_drop(ingested, model_dir):
+    from cxrzoo.export.graph import build_openvino_model
+    from cxrzoo.models import create_spec
+    from cxrzoo.params import NORMALIZATIONS
+    from cxrzoo.train import load_weights
+
+    mean, std = NORMALIZATIONS["caffe"]
+    good = build_openvino_model(create_spec("tiny", input_size=64), load_weights(f"{model_dir}/weights.npz"), 72,
+                                mean, std)
+    w = load_weights(f"{model_dir}/weights.npz")
+    w["fc"]["weight"] = -w["fc"]["weight"]  # a "reduced" model that ranks everything the other way round
+    bad = build_openvino_model(create_spec("tiny", input_size=64), w, 72, mean, std)
+    x, y = read_labelled_images(ingested, 72)
+    assert check_precision(good, good, "int8", x, y, list(LABELS)).drop == 0.0
+    with pytest.raises(PrecisionRefusedError, match=r"lowers the mean AUC by 0\.\d+ \(> 0.005\)"):
+        check_precision(good, bad, "int8", x, y, list(LABELS))
+
+
+def test_bf16_needs_native_support(ingested, model_dir, tmp_path):
+    if cpu_supports_bf16():
+        ir = export_openvino(model_dir, tmp_path / "bf16", precision="bf16", check=ingested)
+        assert json.loads((ir / "cxrzoo.json").read_text())["runtime"]["inference_precision_hint"] == "bf16"
+    else:
+        with pytest.raises(PrecisionRefusedError, match="no native BF16"):
+            export_openvino(model_dir, tmp_path / "bf16", precision="bf16", check=ingested)
+    with pytest.raises(ValueError, match="--calibration"):
+        export_openvino(model_dir, tmp_path / "x", precision="int8")
+
+
+def test_fused_file_scoring_equals_ingested_scoring(spark, ingested, synth_ds, model_dir, tmp_path):
+    ir = str(export_openvino(model_dir, tmp_path / "ir", image_size=72))
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in sorted(synth_ds.images.glob("*.png"))[:12]:
+        shutil.copy(p, images / p.name)
+    (images / "00000000_001.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # truncated
+    from_files = str(tmp_path / "files.parquet")
+    assert jobs.score(spark, ir, from_files, images=str(images), batch_size=5) == 13
+    from_parquet = str(tmp_path / "parquet.parquet")
+    jobs.score(spark, ir, from_parquet, data=ingested)
+    a = {r.image_index: r for r in spark.read.parquet(from_files).collect()}
+    b = {r.image_index: r for r in spark.read.parquet(from_parquet).collect()}
+    assert a["00000000_001.png"].error and "00000000_001.png" in a["00000000_001.png"].error
+    for name, row in a.items():
+        if name != "00000000_001.png":
+            assert row.error is None
+            np.testing.assert_allclose([row[k] for k in LABELS], [b[name][k] for k in LABELS], atol=1e-6)
+
+
+def test_rerun_after_a_killed_write_leaves_no_partial_rows(spark, ingested, model_dir, tmp_path):
+    ir = str(export_openvino(model_dir, tmp_path / "ir"))
+    out = tmp_path / "scores.parquet"
+    stale = tmp_path / "scores.parquet._tmp-deadbeef"  # what a run killed mid-write leaves behind
+    stale.mkdir()
+    (stale / "part-00000.parquet").write_bytes(b"partial")
+    assert jobs.score(spark, ir, str(out), data=ingested) == 60
+    assert jobs.score(spark, ir, str(out), data=ingested) == 60
+    rows = spark.read.parquet(str(out)).select("image_index").collect()
+    assert len({r.image_index for r in rows}) == 60
+
+
+def test_async_stream_equals_sync(ingested, model_dir, tmp_path):
+    ir = export_openvino(model_dir, tmp_path / "ir")
+    x, _ = read_labelled_images(ingested, 72)
+    scorer = load_scorer(ir)
+    np.testing.assert_allclose(scorer.infer_stream(x[i:i + 7] for i in range(0, len(x), 7)), scorer.infer(x),
+                               atol=1e-6)
+
+
+def test_the_ir_directory_is_self_contained(ingested, model_dir, tmp_path):
+    ir = export_openvino(model_dir, tmp_path / "ir")
+    moved = tmp_path / "elsewhere" / "ir"
+    shutil.copytree(ir, moved)
+    shutil.rmtree(ir)
+    x, _ = read_labelled_images(ingested, 72, limit=8)
+    np.save(tmp_path / "x.npy", x)
+    code = ("import sys, numpy as np\n"
+            "from cxrzoo.score.runtime import load_scorer\n"
+            f"p = load_scorer({str(moved)!r}).infer(np.load({str(tmp_path / 'x.npy')!r}))\n"
+            "assert 'bigdl' not in sys.modules and 'cxrzoo.train' not in sys.modules, sorted(sys.modules)\n"
+            "import pyspark; assert pyspark.SparkContext._active_spark_context is None\n"
+            f"np.save({str(tmp_path / 'p.npy')!r}, p)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), load_scorer(moved).infer(x), atol=1e-6)
