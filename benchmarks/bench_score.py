@@ -14,7 +14,7 @@ Medians of ``--repeats`` after a warm-up.  INT8 comes from NNCF post-training qu
 calibrated on the same images (a throughput measurement: the AUC check of ``cxrzoo export`` needs a
 trained model and labelled data).  BF16 runs only where the CPU has it natively.
 
-    .venv/bin/python benchmarks/bench_score.py [--n 96] [--batch 16] [--repeats 3] [--json]
+    .venv/bin/python benchmarks/bench_score.py [--n 192] [--batch 16] [--repeats 3] [--json]
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ log = logging.getLogger("bench_score")
 
 
 def _options(ap) -> None:
-    ap.add_argument("--n", type=int, default=96, help="synthetic 1024² PNGs (default: 96)")
+    ap.add_argument("--n", type=int, default=192, help="synthetic 1024² PNGs (default: 192)")
     ap.add_argument("--batch", type=int, default=16, help="images per infer request / predict batch")
     ap.add_argument("--model", default="resnet50", help="registry backbone (default: resnet50)")
 
@@ -106,7 +106,7 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="cxrzoo-bench-score-"))
     try:
-        spark = get_spark(master="local[2]", driver_memory="8g")
+        spark = get_spark(master="local[2]", driver_memory="14g")
         ds = write_dataset(root / "data", n=args.n, size=1024, seed=0, workers=2)
         model_dir, net, spec, weights = _model_dir(root, args.model, spark)
         irs = {"fp32": export_openvino(model_dir, root / "ir-fp32")}
@@ -122,6 +122,7 @@ def main() -> None:
             scorer = load_scorer(ir, hints[prec])
             raw[f"openvino_{prec}"] = len(gray) / median_seconds(lambda s=scorer: s.infer_stream(iter(chunks)),
                                                                  args.repeats)
+            log.info("raw %s: %.1f images/s", prec, raw[f"openvino_{prec}"])
         feats = CXRPreprocessor(cropSize=224, normalization="imagenet", augment=False)
         x = _float_features(gray, feats)
         net.evaluate()
@@ -136,8 +137,14 @@ def main() -> None:
             sec = median_seconds(lambda ir=ir, out=out, h=hints[prec]: jobs.score(
                 spark, str(ir), out, images=str(ds.images), batch_size=args.batch, precision=h), args.repeats)
             e2e[f"openvino_{prec}"] = args.n / sec
-        e2e["bigdl_predict"] = args.n / median_seconds(lambda: _bigdl_e2e(spark, ds.images, feats, net, spec,
-                                                                          args.batch, root), max(1, args.repeats - 1))
+            log.info("e2e %s: %.1f images/s", prec, e2e[f"openvino_{prec}"])
+        n_bigdl = min(args.n, 64)  # BigDL's NNModel path runs out of a 14 GB heap on ResNet-50 beyond ~100 images
+        try:
+            e2e["bigdl_predict"] = n_bigdl / median_seconds(lambda: _bigdl_e2e(spark, ds.images, feats, net, spec,
+                                                                               args.batch, root, n_bigdl), 1)
+        except Exception as e:  # noqa: BLE001 - reported, not fatal: BigDL's NNModel may run out of heap
+            log.warning("BigDL's Spark path failed: %s", str(e).splitlines()[0][:200])
+            e2e["bigdl_predict"] = None
     finally:
         shutil.rmtree(root, ignore_errors=True)
     _report(args, raw, e2e)
@@ -149,12 +156,12 @@ def _float_features(gray: np.ndarray, prep) -> np.ndarray:
     return apply_chain(gray, [str(i) for i in range(len(gray))], prep.chain_config(), 0, 0)
 
 
-def _bigdl_e2e(spark, images, prep, net, spec, batch: int, root: Path) -> None:
+def _bigdl_e2e(spark, images, prep, net, spec, batch: int, root: Path, n: int) -> None:
     from cxrzoo.engine.base import get_engine
     from cxrzoo.ingest import read_images
     from cxrzoo.io import write_parquet_atomic
 
-    df = prep.transform(read_images(spark, str(images), size=256))
+    df = prep.transform(read_images(spark, str(images), size=256).orderBy("image_index").limit(n))
     scored = get_engine("bigdl").predict(net, spec, df.where("features IS NOT NULL"), "features", "p", batch)
     write_parquet_atomic(scored.select("image_index", "p"), str(root / "scores-bigdl.parquet"))
 
@@ -168,12 +175,15 @@ def _report(args, raw: dict, e2e: dict) -> None:
         e = e2e.get(k)
         log.info("%-18s %14.1f %16s %12s", k, raw[k], f"{e:.1f}" if e else "-", f"{e / raw[k]:.0%}" if e else "-")
     int8 = e2e.get("openvino_int8")
+    bigdl_e2e = e2e.get("bigdl_predict")
     summary = {"int8_e2e_over_raw": int8 / raw["openvino_int8"] if int8 else None,
-               "int8_e2e_over_bigdl_e2e": int8 / e2e["bigdl_predict"] if int8 else None,
+               "int8_e2e_over_bigdl_e2e": int8 / bigdl_e2e if int8 and bigdl_e2e else None,
+               "int8_e2e_over_bigdl_raw": int8 / base if int8 else None,
                "int8_raw_over_bigdl_raw": raw["openvino_int8"] / base}
-    log.info("INT8 through Spark: %.0f%% of raw INT8 (target ≥ 80%%), %.1f× BigDL's Spark path, raw INT8 %.1f× "
-             "BigDL predict_local (target ≥ 5×)", 100 * summary["int8_e2e_over_raw"],
-             summary["int8_e2e_over_bigdl_e2e"], summary["int8_raw_over_bigdl_raw"])
+    log.info("INT8 through Spark: %.0f%% of raw INT8 (target ≥ 80%%); %.1f× BigDL predict_local on ready tensors, "
+             "%s BigDL's own Spark path (target ≥ 5×)", 100 * summary["int8_e2e_over_raw"],
+             summary["int8_e2e_over_bigdl_raw"],
+             f"{summary['int8_e2e_over_bigdl_e2e']:.1f}×" if summary["int8_e2e_over_bigdl_e2e"] else "n/a vs")
     print(json.dumps({"benchmark": "score", "model": args.model, "n": args.n, "batch": args.batch,  # noqa: T201
                       "cpu": cpu_name(), "raw_images_per_s": raw, "e2e_images_per_s": e2e, **summary,
                       "time": time.strftime("%Y-%m-%d %H:%M")}))
