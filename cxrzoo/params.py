@@ -28,6 +28,15 @@ def _positive_int(name: str):
     return convert
 
 
+def _non_negative_int(name: str):
+    def convert(value):
+        v = TypeConverters.toInt(value)
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+        return v
+    return convert
+
+
 def _probability(name: str):
     def convert(value):
         v = TypeConverters.toFloat(value)

@@ -7,26 +7,9 @@ from __future__ import annotations
 
 from pyspark.ml.param import Param, Params, TypeConverters
 
+from cxrzoo.params import _non_negative_int, _one_of
 from cxrzoo.train.schedule import KINDS, MONITORS, LRSchedule
 from cxrzoo.train.weighting import WEIGHTINGS
-
-
-def _choice(name: str, allowed: tuple[str, ...]):
-    def convert(value):
-        v = TypeConverters.toString(value)
-        if v not in allowed:
-            raise ValueError(f"{name} must be one of {list(allowed)}, got {v!r}")
-        return v
-    return convert
-
-
-def _non_negative_int(name: str):
-    def convert(value):
-        v = TypeConverters.toInt(value)
-        if v < 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
-        return v
-    return convert
 
 
 class HasLRSchedule(Params):
@@ -34,14 +17,14 @@ class HasLRSchedule(Params):
 
     lrSchedule = Param(Params._dummy(), "lrSchedule", f"after the warmup: {'|'.join(KINDS)} — constant rate, "
                        "reduce on plateau of the monitored loss, or cosine decay to minLR by the last epoch",
-                       typeConverter=_choice("lrSchedule", KINDS))
+                       typeConverter=_one_of("lrSchedule", KINDS))
     warmupEpochs = Param(Params._dummy(), "warmupEpochs", "epochs of linear warmup from warmupStartLR to "
                          "learningRate (the seed: 5)", typeConverter=_non_negative_int("warmupEpochs"))
     warmupStartLR = Param(Params._dummy(), "warmupStartLR", "learning rate of the first warmup epoch",
                           typeConverter=TypeConverters.toFloat)
     plateauMonitor = Param(Params._dummy(), "plateauMonitor", "plateau watches 'loss' (training, the seed) or "
                            "'val_loss' (CheXNet; needs setValidation)",
-                           typeConverter=_choice("plateauMonitor", MONITORS))
+                           typeConverter=_one_of("plateauMonitor", MONITORS))
     plateauFactor = Param(Params._dummy(), "plateauFactor", "plateau multiplies the rate by this factor",
                           typeConverter=TypeConverters.toFloat)
     plateauPatience = Param(Params._dummy(), "plateauPatience", "epochs without improvement before reducing",
@@ -82,7 +65,7 @@ class HasClassWeighting(Params):
 
     classWeighting = Param(Params._dummy(), "classWeighting", "BCE weighting: 'none', or 'chexnet' — per class, "
                            "positives weighted by N/(P+N) and negatives by P/(P+N), counted on the training set",
-                           typeConverter=_choice("classWeighting", WEIGHTINGS))
+                           typeConverter=_one_of("classWeighting", WEIGHTINGS))
 
     def __init__(self) -> None:
         super().__init__()
