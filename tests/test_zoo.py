@@ -91,9 +91,14 @@ def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
     y = (rng.random((4, 14)) < 0.3).astype(np.float32)
 
     def loss() -> float:
-        net.training()  # batch statistics, as in the training step
-        p = 1 / (1 + np.exp(-net.forward(x).astype(np.float64)))
-        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+        """The objective the step descends: local[2] trains one replica per partition (rows 0-1 and 2-3),
+        each with batch statistics over its own two images (a 4-image batch is another objective)."""
+        net.training()
+        total = 0.0
+        for half in (slice(0, 2), slice(2, 4)):
+            p = 1 / (1 + np.exp(-net.forward(x[half]).astype(np.float64)))
+            total += float(-(y[half] * np.log(p) + (1 - y[half]) * np.log(1 - p)).mean()) / 2
+        return total
 
     net.evaluate()
     out = net.forward(x)  # a forward before training (the engine compacts weights at build time)
