@@ -11,6 +11,8 @@
 #include <cstring>
 #include <vector>
 
+#include "png_wave.h"
+
 typedef uint8_t u8;
 #define RESTRICT __restrict
 
@@ -115,11 +117,20 @@ template <int L> void area_pow2(const u8* RESTRICT img, long h, long w, u8* REST
 
 extern "C" {
 
+// Widest scanline the wavefront takes (its buffers are 32 bytes per column); wider rows,
+// which only narrow images can have under the pixel cap, take the scalar path.
+const long WAVE_MAX_STRIDE = 1L << 16;
+
 // Undo the filters of h scanlines; raw is h * (1 + stride) bytes, out is h * stride.
 // Returns -1, or the index of the first row with an unknown filter type.
 long cxr_unfilter(const u8* raw, long h, long stride, long bpp, u8* out) {
-  std::vector<u8> zero((size_t)stride, 0);
   const long st = stride + 1;
+  if (bpp == 1 && stride <= WAVE_MAX_STRIDE && cxr_wave_available()) {
+    for (long y = 0; y < h; ++y)
+      if (raw[y * st] > 4) return y;
+    return cxr_unfilter1_wave(raw, h, stride, out);
+  }
+  std::vector<u8> zero((size_t)stride, 0);
   for (long y = 0; y < h;) {
     const u8* prev = y ? out + (y - 1) * stride : zero.data();
     const int t0 = raw[y * st];

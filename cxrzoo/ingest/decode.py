@@ -12,8 +12,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from cxrzoo.ingest._alloc import reuse_large_buffers
 from cxrzoo.ingest.png import NotHandled, PngError, area_downscale, decode_png_gray, is_png
 
+reuse_large_buffers()  # decoding allocates MB-sized buffers per image: reuse them instead of mmap/munmap
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024  # decompression-bomb guard
 
 
