@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 
 from pyspark.sql import DataFrame
@@ -40,3 +41,22 @@ def write_parquet_atomic(df: DataFrame, out: str) -> str:
             fs.delete(tmp, True)
     log.info("wrote %s", out)
     return out
+
+
+def local_path(path: str) -> str | None:
+    """The local file-system path named by ``path`` (plain or ``file:``), or None for other file systems."""
+    if "://" in path and not path.startswith("file://"):
+        return None
+    return path.removeprefix("file://").removeprefix("file:")
+
+
+def parquet_rows(spark, path: str) -> int:
+    """Rows of the Parquet dataset at ``path``: summed from the file footers for a local path (no Spark
+    job), else counted by Spark."""
+    local = local_path(path)
+    if local is not None and os.path.isdir(local):
+        import pyarrow.parquet as pq
+
+        files = [f for f in sorted(os.listdir(local)) if f.endswith(".parquet") and not f.startswith((".", "_"))]
+        return sum(pq.ParquetFile(os.path.join(local, f)).metadata.num_rows for f in files)
+    return spark.read.parquet(path).count()

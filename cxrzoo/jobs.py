@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from cxrzoo.evaluate import AucReport, evaluate_auc
 from cxrzoo.export import export_openvino
 from cxrzoo.ingest import IngestReport, image_files, read_nih_with_report
-from cxrzoo.io import write_parquet_atomic
+from cxrzoo.io import parquet_rows, write_parquet_atomic
 from cxrzoo.labels import LABELS
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.score import OpenVINOScorer, read_card
@@ -119,4 +119,4 @@ def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None,
     cols = [F.col("probabilities")[i].alias(name) for i, name in enumerate(card.get("labels", LABELS))]
     result = scored.select("image_index", *cols, "error")
     write_parquet_atomic(result, out)
-    return spark.read.parquet(out).count()
+    return parquet_rows(spark, out)

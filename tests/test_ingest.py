@@ -139,3 +139,17 @@ def test_unreadable_local_file_is_an_error_row(spark, synth_ds, tmp_path):
     rows = {r.image_index: r for r in read_nih(spark, str(images), str(synth_ds.labels_csv), size=32).collect()}
     assert rows[victim.name].image is None and "cannot read the file" in rows[victim.name].error
     assert sum(r.error is None for r in rows.values()) == 59
+
+
+def test_arrow_columns_from_buffers_keep_row_order_and_nulls():
+    """The UDFs' output columns: rows of a contiguous buffer at the valid rows, nulls elsewhere."""
+    from cxrzoo.arrowutil import rows_to_binary_array, rows_to_list_array
+
+    pixels = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    col = rows_to_binary_array(pixels, [0, 2, 3], 5)
+    assert col.to_pylist() == [bytes(range(4)), None, bytes(range(4, 8)), bytes(range(8, 12)), None]
+    assert col.null_count == 2
+    assert rows_to_binary_array(pixels[:0], [], 2).to_pylist() == [None, None]
+    assert rows_to_list_array(np.ones((1, 2), np.float32), [1], 2).to_pylist() == [None, [1.0, 1.0]]
+    with pytest.raises(ValueError, match="uint8"):
+        rows_to_binary_array(pixels.astype(np.int16), [0, 1, 2], 3)
