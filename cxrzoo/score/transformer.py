@@ -48,29 +48,33 @@ def _score_batches(ir_dir: str, size: int, precision: str | None, in_col: str, e
                    chunk: int, names: list[str], out_col: str, threads: int | None):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         scorer = load_scorer(ir_dir, precision, threads)  # compiled once per Python worker, reused across tasks
-        for batch in batches:
-            cols = batch.schema.names
-            values = batch.column(in_col).to_pylist() if in_col in cols else [None] * batch.num_rows
-            paths = batch.column("path").to_pylist() if "path" in cols else [None] * batch.num_rows
-            errors = batch.column(err_col).to_pylist() if err_col in cols else [None] * batch.num_rows
-            ok: list[int] = []
 
-            def chunks() -> Iterator[np.ndarray]:
-                buf: list[np.ndarray] = []
-                for i in range(batch.num_rows):
-                    if errors[i] is not None:
-                        continue
-                    img, errors[i] = _gray(values[i], size, decode, paths[i])
-                    if img is not None:
-                        ok.append(i)
-                        buf.append(img)
-                        if len(buf) == chunk:
-                            yield np.stack(buf)
-                            buf = []
-                if buf:
-                    yield np.stack(buf)
+        def groups() -> Iterator[tuple[tuple, Iterator[np.ndarray]]]:
+            for batch in batches:
+                cols = batch.schema.names
+                values = batch.column(in_col).to_pylist() if in_col in cols else [None] * batch.num_rows
+                paths = batch.column("path").to_pylist() if "path" in cols else [None] * batch.num_rows
+                errors = batch.column(err_col).to_pylist() if err_col in cols else [None] * batch.num_rows
+                ok: list[int] = []
+                yield (batch, ok, errors), _chunks(batch.num_rows, values, paths, errors, ok)
 
-            probs = scorer.infer_stream(chunks())
+        def _chunks(rows: int, values: list, paths: list, errors: list, ok: list[int]) -> Iterator[np.ndarray]:
+            buf: list[np.ndarray] = []
+            for i in range(rows):
+                if errors[i] is not None:
+                    continue
+                img, errors[i] = _gray(values[i], size, decode, paths[i])
+                if img is not None:
+                    ok.append(i)
+                    buf.append(img)
+                    if len(buf) == chunk:
+                        yield np.stack(buf)
+                        buf = []
+            if buf:
+                yield np.stack(buf)
+
+        # the next batch's images are decoded and submitted while the previous batch's finish inferring
+        for (batch, ok, errors), probs in scorer.infer_groups(groups()):
             arr = rows_to_list_array(probs, ok, batch.num_rows)
             out = [batch.column(n) for n in names] + [arr, pa.array(errors, pa.string())]
             yield pa.RecordBatch.from_arrays(out, names=names + [out_col, err_col])
