@@ -3,8 +3,9 @@
 Generates ``--n`` (default 5,000) synthetic NIH-format 1024² radiographs with a fixed seed, ingests them
 at 256², splits patient-wise (NIH-style test list from the generator; validation drawn from the other
 patients), trains the recipe (warmup + plateau, CheXNet class weights, validation AUC every epoch) and
-evaluates on the test split with 95 % bootstrap CIs.  Prints a table, the learning curve's path and the
-time of every stage, then one JSON line.
+evaluates on the test split with 95 % bootstrap CIs, then exports the model to OpenVINO in BF16 (where the
+CPU has it) and INT8 (NNCF, 300 calibration images from the training split), each checked against FP32 on
+the test split.  Prints the tables, the learning curve's path and the time of every stage, then one JSON line.
 
     python bench_recipe.py                      # tiny CNN, the 2-core default
     python bench_recipe.py --model mobilenet_v2 --pretrained auto --crop 160 --epochs 6
@@ -36,6 +37,42 @@ def _options(ap) -> None:
     ap.add_argument("--warmup-epochs", type=int, default=1)
     ap.add_argument("--crop", type=int, default=224)
     ap.add_argument("--engine", default="bigdl", choices=["bigdl", "mklblas", "mkldnn"])
+    ap.add_argument("--precisions", default="bf16,int8", help="reduced-precision exports to check against FP32 "
+                    "on the test split ('' for none)")
+
+
+def _precision_checks(root: Path, precisions: list[str]) -> dict:
+    """Export each reduced precision, checked against FP32 on the test split: the check, or why it was refused."""
+    from cxrzoo.export import PrecisionRefusedError, export_openvino
+
+    out = {}
+    for prec in precisions:
+        t = time.perf_counter()
+        try:
+            ir = export_openvino(root / "model", root / f"ir-{prec}", precision=prec,
+                                 calibration=root / "train.parquet", check=root / "test.parquet")
+            out[prec] = json.loads((ir / "cxrzoo.json").read_text())["precision_check"]
+        except PrecisionRefusedError as e:
+            out[prec] = {"refused": str(e).splitlines()[0]}
+        out[prec]["seconds"] = time.perf_counter() - t
+    return out
+
+
+def _log_precisions(checks: dict) -> None:
+    done = {p: c for p, c in checks.items() if "refused" not in c}
+    for p, c in checks.items():
+        if "refused" in c:
+            log.info("%s export refused: %s", p.upper(), c["refused"])
+    if not done:
+        return
+    fp32 = next(iter(done.values()))["fp32"]
+    log.info("%-20s %8s %s", "label", "FP32", " ".join(f"{p.upper():>8}" for p in done))
+    for name, a in fp32["auc"].items():
+        vals = [done[p][p]["auc"][name] for p in done]
+        log.info("%-20s %8s %s", name, f"{a:.4f}" if a is not None else "n/a",
+                 " ".join(f"{v:8.4f}" if v is not None else "     n/a" for v in vals))
+    log.info("%-20s %8.4f %s", "mean", fp32["mean_auc"], " ".join(f"{done[p][p]['mean_auc']:8.4f}" for p in done))
+    log.info("%-20s %8s %s", "mean AUC drop", "", " ".join(f"{done[p]['mean_auc_drop']:+8.4f}" for p in done))
 
 
 def _mobilenet_weights() -> str:
@@ -82,6 +119,8 @@ def main() -> None:
     t = time.perf_counter()
     rep = jobs.evaluate(spark, str(root / "model"), str(root / "test.parquet"), bootstrap=1000)
     times["evaluate"] = time.perf_counter() - t
+    checks = _precision_checks(root, [p for p in args.precisions.split(",") if p])
+    times["export"] = sum(c["seconds"] for c in checks.values())
 
     log.info("cxrzoo recipe on %d synthetic images (%s), %s, 2 cores of %s", args.n, counts, args.model, cpu_name())
     log.info("%s", rep.table())
@@ -89,9 +128,11 @@ def main() -> None:
         log.info("epoch %2d  loss %.4f  val loss %.4f  val AUC %.4f  lr %.2g  %.1f img/s", h["epoch"] + 1, h["loss"],
                  h["val_loss"], h["val_mean_auc"], h["learning_rate"], h["images_per_s"])
     log.info("learning curve: %s", root / "model" / "learning_curve.png")
+    _log_precisions(checks)
     log.info("time: %s", ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()))
     print(json.dumps({"bench": "recipe", "n": args.n, "split": counts, "model": args.model, "epochs": args.epochs,  # noqa: T201
-                      "test": rep.as_dict(), "history": model.history, "seconds": times, "cpu": cpu_name()}))
+                      "test": rep.as_dict(), "history": model.history, "precision_checks": checks, "seconds": times,
+                      "cpu": cpu_name()}))
 
 
 if __name__ == "__main__":
