@@ -1,6 +1,8 @@
 """Process-level training: a killed `cxrzoo train` resumes; a real standalone cluster survives a lost executor.
 
-Both run the CLI in a subprocess (its own driver JVM) on the shared small ingested dataset.
+Both run the CLI in a subprocess (its own driver JVM).  The resume test uses the shared 60-image set; the
+cluster test compares quality with local mode, which needs more than 60 images to be more than noise
+(on 60, with 1-2 positives for some labels, one run's mean AUC ranged 0.60-0.83 over seeds).
 """
 import json
 import os
@@ -16,15 +18,36 @@ import pytest
 from cxrzoo import jobs
 from cxrzoo.cluster import StandaloneCluster, executor_pids
 
-EPOCHS = 5
+EPOCHS = 5  # the resume test: enough to kill after epoch 2 and resume
+CLUSTER_EPOCHS = 10
+MIN_POSITIVES = 10  # quality: mean AUC over the labels with at least this many positives
+
+
+@pytest.fixture(scope="module")
+def cluster_data(spark, tmp_path_factory) -> str:
+    """200 synthetic radiographs ingested at 72²: four labels with 12-59 positives."""
+    from cxrzoo.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("cluster-data")
+    ds = write_dataset(root / "synth", n=200, size=128, seed=3, workers=2)
+    out = str(root / "all.parquet")
+    jobs.ingest(spark, str(ds.images), str(ds.labels_csv), out, size=72)
+    return out
+
+
+def _quality(spark, model_dir: Path, data: str) -> float:
+    rep = jobs.evaluate(spark, str(model_dir), data, bootstrap=0)
+    common = [k for k, n in rep.positives.items() if n >= MIN_POSITIVES and rep.auc[k] is not None]
+    assert len(common) >= 3, rep.positives
+    return sum(rep.auc[k] for k in common) / len(common)
 
 
 def _env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}
 
 
-def _train_cmd(data: str, out: Path, ckpt: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "cxrzoo.cli", "train", "--data", data, "--out", str(out), "--epochs", str(EPOCHS),
+def _train_cmd(data: str, out: Path, ckpt: Path, *extra: str, epochs: int = EPOCHS) -> list[str]:
+    return [sys.executable, "-m", "cxrzoo.cli", "train", "--data", data, "--out", str(out), "--epochs", str(epochs),
             "--batch-size", "8", "--crop", "64", "--lr", "3e-3", "--checkpoint-dir", str(ckpt), "--seed", "5",
             "--driver-memory", "2g", "--no-progress", *extra]
 
@@ -69,11 +92,11 @@ def test_killed_training_resumes_with_the_same_command(ingested, tmp_path):
     assert history[0]["learning_rate"] == pytest.approx(1e-7) and history[1]["learning_rate"] == pytest.approx(3e-3)
 
 
-def test_standalone_cluster_trains_through_a_lost_executor(spark, ingested, tmp_path):
+def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, tmp_path):
     out, ckpt, log = tmp_path / "cluster-model", tmp_path / "ckpt", tmp_path / "cluster.log"
     with StandaloneCluster(workers=2, cores=1, memory="2g", work_dir=str(tmp_path / "cluster")) as cluster:
-        cmd = _train_cmd(ingested, out, ckpt, "--master", cluster.master_url, "--executor-cores", "1",
-                         "--num-executors", "2", "--executor-memory", "1200m")
+        cmd = _train_cmd(cluster_data, out, ckpt, "--master", cluster.master_url, "--executor-cores", "1",
+                         "--num-executors", "2", "--executor-memory", "1200m", epochs=CLUSTER_EPOCHS)
         proc = _start(cmd, log)
         _wait_for(ckpt / "epoch-0002", proc, log)
         time.sleep(1.0)  # into the third epoch
@@ -87,11 +110,10 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, ingested, tmp_
     assert "Lost executor" in text  # Spark saw the executor die
     assert "epoch 3 failed" in text and "retry 1 of 2 from the last checkpoint" in text  # and the epoch was redone
     assert len(status["workers"]) == 2 and executor_pids() == []  # the cluster we started is stopped
-    assert [h["epoch"] for h in _history(out)] == list(range(EPOCHS))
+    assert [h["epoch"] for h in _history(out)] == list(range(CLUSTER_EPOCHS))
 
     local = tmp_path / "local-model"
-    jobs.train(spark, ingested, str(local), crop=64, modelName="tiny", epochs=EPOCHS, batchSize=8,
+    jobs.train(spark, cluster_data, str(local), crop=64, modelName="tiny", epochs=CLUSTER_EPOCHS, batchSize=8,
                learningRate=3e-3, seed=5)
-    auc_cluster = jobs.evaluate(spark, str(out), ingested, bootstrap=0).mean_auc
-    auc_local = jobs.evaluate(spark, str(local), ingested, bootstrap=0).mean_auc
-    assert auc_cluster > 0.6 and auc_cluster >= auc_local - 0.08, (auc_cluster, auc_local)
+    auc_cluster, auc_local = _quality(spark, out, cluster_data), _quality(spark, local, cluster_data)
+    assert auc_cluster > 0.7 and auc_cluster >= auc_local - 0.08, (auc_cluster, auc_local)
