@@ -1,4 +1,5 @@
 """The Spark session, Java discovery and the command line."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from cxrzoo.cli import build_parser
 from cxrzoo.javahome import MIN_JAVA, find_java_home, java_version
-from cxrzoo.session import get_spark, spark_conf
+from cxrzoo.session import get_spark, local_cores, mkldnn_threads_env, spark_conf
 
 BIN = Path(sys.executable).parent
 
@@ -28,6 +29,22 @@ def test_conf_options():
     assert c["spark.master"].startswith("spark://") and c["spark.executor.cores"] == "2"
     assert c["spark.cores.max"] == "4" and c["spark.executor.memory"] == "3g"
     assert int(spark_conf()["spark.driver.memory"].rstrip("g")) > 8  # ResNet-50 training needs > 8 GB
+
+
+def test_mkldnn_engine_computes_on_every_core():
+    """BigDL's MKL-DNN engine runs one model per JVM: its OpenMP threads must cover the JVM's cores, unpinned."""
+    assert local_cores("local") == 1 and local_cores("local[1]") == 1 and local_cores("spark://h:7077") is None
+    assert mkldnn_threads_env("spark://h:7077", 4)["OMP_NUM_THREADS"] == "4"
+    assert mkldnn_threads_env("spark://h:7077", None) == {}
+    assert "-Dbigdl.mklNumThreads=2" in spark_conf("local[2]", bigdl_engine="mkldnn")["spark.driver.extraJavaOptions"]
+    assert "mklNumThreads" not in spark_conf("local[2]")["spark.driver.extraJavaOptions"]
+    probe = ("import os; from cxrzoo.session import get_spark; sc = get_spark('local[2]', bigdl_engine='mkldnn')"
+             ".sparkContext; print(sc._jvm.com.intel.analytics.bigdl.mkl.MKL.getMklNumThreads(), "
+             "os.environ['KMP_AFFINITY'], sc.getConf().get('spark.executorEnv.OMP_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}  # a fresh JVM
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["2", "disabled", "2"]
 
 
 def test_java_is_17_or_newer():
