@@ -5,13 +5,15 @@ ResNet-50, DenseNet-121 and MobileNetV2 (14-way heads, 224² inputs), batch 16 a
 ``torch.set_num_threads(2)`` with channels_last for PyTorch (Adam, BCE with logits) when torch is
 installed.  Steady state: BigDL's per-iteration throughput from its TrainSummary, median over
 the iterations after the first; PyTorch's median iteration time after two warm-up steps.
-Each BigDL engine type runs in a JVM of its own (a JVM-wide setting).
+Each BigDL engine type runs in a JVM of its own (a JVM-wide setting).  MKL-DNN and PyTorch alternate
+``--repeats`` times (median of the rounds); MKL-BLAS, far behind, runs once.
 
     .venv/bin/python benchmarks/bench_train.py [--models resnet50,densenet121,mobilenet_v2]
-        [--batches 16,32] [--iterations 5] [--json]
+        [--batches 16,32] [--iterations 6] [--repeats 3] [--json]
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -84,28 +86,50 @@ def main() -> None:
     def extra(ap):
         ap.add_argument("--models", default="resnet50,densenet121,mobilenet_v2")
         ap.add_argument("--batches", default="16,32")
-        ap.add_argument("--iterations", type=int, default=5)
+        ap.add_argument("--iterations", type=int, default=6)
+        ap.add_argument("--mklblas-models", default="mobilenet_v2",
+                        help="models for BigDL's MKL-BLAS engine (ResNet-50 and DenseNet-121 exhaust a 12 GB heap "
+                             "there and then stall in garbage collection)")
         ap.add_argument("--worker", help=SUPPRESS_HELP)
 
-    args = bench_args(__doc__, 1, extra)
+    args = bench_args(__doc__, 3, extra)
     models, batches = args.models.split(","), [int(b) for b in args.batches.split(",")]
+    if args.worker == "torch":
+        try:
+            rows = torch_rates(models, batches, args.iterations)
+        except ImportError:
+            log.warning("torch is not installed: no PyTorch baseline (pip install torch==2.13.0)")
+            rows = []
+        for r in rows:
+            print(json.dumps(r), flush=True)  # noqa: T201
+        return None
     if args.worker:
         return bigdl_worker(args.worker, models, batches, args.iterations)
     rows: list[dict] = []
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}  # a fresh JVM
-    for engine in ("mklblas", "mkldnn"):
-        run = subprocess.run([sys.executable, __file__, "--worker", engine, "--models", args.models, "--batches",
-                              args.batches, "--iterations", str(args.iterations)], capture_output=True, text=True,
-                             env=env, cwd=Path(__file__).parent)
-        got = [json.loads(ln) for ln in run.stdout.splitlines() if ln.startswith('{"engine"')]
-        if run.returncode != 0:
-            log.warning("bigdl %s worker failed: %s", engine, run.stderr[-1500:])
-        rows += got
-    try:
-        rows += torch_rates(models, batches, args.iterations)
-    except ImportError:
+
+    def worker(engine: str, names: str) -> list[dict]:
+        """One process per model: a JVM holding several models' MKL-DNN buffers outgrew 24 GB."""
+        out = []
+        for name in (m for m in names.split(",") if m in models):
+            run = subprocess.run([sys.executable, __file__, "--worker", engine, "--models", name, "--batches",
+                                  args.batches, "--iterations", str(args.iterations)], capture_output=True,
+                                 text=True, env=env, cwd=Path(__file__).parent)
+            if run.returncode != 0:
+                log.warning("%s worker for %s failed: %s", engine, name, run.stderr[-1500:])
+            out += [json.loads(ln) for ln in run.stdout.splitlines() if ln.startswith('{"engine"')]
+        return out
+
+    if importlib.util.find_spec("torch") is None:
         log.warning("torch is not installed: no PyTorch baseline (pip install torch==2.13.0)")
-    table = {(r["engine"], r["model"], r["batch"]): r["images_per_s"] for r in rows}
+    rows += worker("mklblas", args.mklblas_models)  # far behind: one round
+    for i in range(args.repeats):  # MKL-DNN and PyTorch alternate, so that drifts of the machine hit both
+        rows += [dict(r, round=i) for r in worker("mkldnn", args.models) + worker("torch", args.models)]
+    by_round = {(r["engine"], r["model"], r["batch"], r["round"]): r["images_per_s"] for r in rows if "round" in r}
+    runs: dict[tuple, list[float]] = {}
+    for r in rows:
+        runs.setdefault((r["engine"], r["model"], r["batch"]), []).append(r["images_per_s"])
+    table = {k: float(np.median(v)) for k, v in runs.items()}
     engines = ["bigdl_mklblas", "bigdl_mkldnn", "pytorch_eager_cl"]
     log.info("training images/s, 224² inputs, 2 cores (%s); Spark local[2] for BigDL", cpu_name())
     log.info("%-14s %5s %14s %14s %16s %10s", "model", "batch", *engines, "best/torch")
@@ -117,6 +141,10 @@ def main() -> None:
             ratio = best / vals[2] if best and vals[2] else None
             summary[f"{m}_bs{b}"] = {e: (round(v, 2) if v else None) for e, v in zip(engines, vals)}
             summary[f"{m}_bs{b}"]["best_bigdl_vs_torch"] = round(ratio, 2) if ratio else None
+            summary[f"{m}_bs{b}"]["mkldnn_vs_torch_per_round"] = [
+                round(by_round[("bigdl_mkldnn", m, b, i)] / by_round[("pytorch_eager_cl", m, b, i)], 2)
+                for i in range(args.repeats)
+                if ("bigdl_mkldnn", m, b, i) in by_round and ("pytorch_eager_cl", m, b, i) in by_round]
             log.info("%-14s %5d %14s %14s %16s %10s", m, b, *[f"{v:.2f}" if v else "-" for v in vals],
                      f"{ratio:.2f}x" if ratio else "-")
     print(json.dumps({"benchmark": "train", "cpu": cpu_name(), "cores": 2, "results": summary}))  # noqa: T201
