@@ -91,13 +91,15 @@ def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
     y = (rng.random((4, 14)) < 0.3).astype(np.float32)
 
     def loss() -> float:
-        """The objective the step descends: local[2] trains one replica per partition (rows 0-1 and 2-3),
-        each with batch statistics over its own two images (a 4-image batch is another objective)."""
+        """The objective the step descends: on local[2] BigDL splits the shuffled batch of 4 between two
+        replicas, each with batch statistics over its own two images (one 4-image batch is another
+        objective), so the loss is averaged over the three ways to pair the images."""
         net.training()
         total = 0.0
-        for half in (slice(0, 2), slice(2, 4)):
-            p = 1 / (1 + np.exp(-net.forward(x[half]).astype(np.float64)))
-            total += float(-(y[half] * np.log(p) + (1 - y[half]) * np.log(1 - p)).mean()) / 2
+        for pair in ([0, 1], [0, 2], [0, 3]):
+            for half in (pair, [i for i in range(4) if i not in pair]):
+                p = 1 / (1 + np.exp(-net.forward(x[half]).astype(np.float64)))
+                total += float(-(y[half] * np.log(p) + (1 - y[half]) * np.log(1 - p)).mean()) / 6
         return total
 
     net.evaluate()
