@@ -18,6 +18,7 @@ import numpy as np
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, MLWriter
 
 from cxrzoo.engine.base import get_engine
+from cxrzoo.io import local_path
 from cxrzoo.labels import LABELS
 
 
@@ -26,9 +27,10 @@ class ModelDirError(ValueError):
 
 
 def _local(path: str) -> Path:
-    if "://" in path and not path.startswith("file://"):
+    local = local_path(path)
+    if local is None:
         raise ValueError(f"model directories are local paths; got {path!r}")
-    return Path(path.removeprefix("file://"))
+    return Path(local)
 
 
 def flatten_weights(weights: dict) -> dict[str, np.ndarray]:
