@@ -25,7 +25,8 @@ def test_backbone_trains_on_mkldnn(name):
     lines = [ln.split() for ln in run.stdout.splitlines() if ln.split() and ln.split()[0] == name]
     assert len(lines) == 1, run.stdout[-2000:]
     losses = [float(v) for v in lines[0][1:]]
-    assert len(losses) == 3 and np.isfinite(losses).all() and min(losses[1:]) < losses[0], (name, losses)
+    # full-batch steps on a fixed objective: each step descends
+    assert len(losses) == 3 and np.isfinite(losses).all() and losses[0] > losses[1] > losses[2], (name, losses)
 
 
 def test_asking_for_the_engine_the_jvm_does_not_run_is_a_clear_error(spark):
