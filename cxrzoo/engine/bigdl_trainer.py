@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from pyspark.rdd import RDD
 
+from cxrzoo.engine import bigdl_jvm as jvmu
 from cxrzoo.engine.base import EpochFailedError, EpochStats, TrainConfig, Trainer
 from cxrzoo.models.spec import NetSpec
 
@@ -62,43 +63,17 @@ def _weighted_bce(num_classes: int):
     return A.CustomLoss(loss, [num_classes])
 
 
-def _persistent_ids(sc) -> set[int]:
-    return {int(k) for k in sc._jsc.getPersistentRDDs().keys()}
+def _option(opt) -> Any:
+    """The value of a Scala ``Option`` (None when empty)."""
+    return opt.get() if opt.isDefined() else None
 
 
-def _unpersist(sc, ids: set[int]) -> None:
-    jmap = sc._jsc.getPersistentRDDs()
-    for rid in ids:
-        if rid in jmap:
-            jmap[rid].unpersist(False)
-
-
-def _jvm_write(sc, obj, path: Path) -> None:
-    """Java-serialize a JVM object (BigDL optim methods with their state tensors) to a file."""
-    io = sc._jvm.java.io
-    out = io.ObjectOutputStream(io.BufferedOutputStream(io.FileOutputStream(str(path))))
-    try:
-        out.writeObject(obj)
-    finally:
-        out.close()
-
-
-def _jvm_read(sc, path: Path):
-    io = sc._jvm.java.io
-    inp = io.ObjectInputStream(io.BufferedInputStream(io.FileInputStream(str(path))))
-    try:
-        return inp.readObject()
-    finally:
-        inp.close()
-
-
-def _executor_ids(sc) -> set[str]:
-    ids = sc._jsc.sc().getExecutorIds().mkString(",")  # a Scala Seq; empty in local mode
-    return set(ids.split(",")) - {""}
-
-
-def _executors(sc) -> int:
-    return int(sc._jsc.sc().getExecutorMemoryStatus().size())
+def _values(scala_map) -> list:
+    it = scala_map.values().iterator()
+    out = []
+    while it.hasNext():
+        out.append(it.next())
+    return out
 
 
 class BigDLTrainer(Trainer):
@@ -127,7 +102,7 @@ class BigDLTrainer(Trainer):
         self._parts = None  # java.util.ArrayList of per-partition Map[name, OptimMethod]
         self._state_rdd = None  # the cached RDD handing self._parts to BigDL
         self._lr = config.learning_rate
-        self._executors = _executors(self._sc)
+        self._executors = jvmu.block_managers(self._sc)
         self._iterations = 0
 
     def _optim_method(self):
@@ -157,30 +132,30 @@ class BigDLTrainer(Trainer):
     def _push_optim_state(self) -> None:
         """Give BigDL the optimizer state of the previous epoch, at the current learning rate.
 
-        BigDL zips its cached model replicas with ``previousOptim`` on every iteration and keeps
-        mutating the objects it finds there, so those must be the same objects each time: the
-        state is cached deserialized on every executor (replicated, so whichever executor hosts a
-        replica reads a local copy) and local-checkpointed, so that tasks do not carry it along.
+        BigDL zips its cached model replicas with ``previousOptim`` on every iteration and mutates
+        the optim method it finds there, so partition i's state must be one cached object on the
+        executor that holds model replica i — which BigDL builds where training partition i is
+        cached.  The training data is cached first, then each state object is cached next to its
+        partition.  A state read anywhere else would be a fresh copy whose updates are dropped.
         """
         getattr(self._optim.value, "learningRate_$eq")(self._lr)
         if self._parts is None:
             return
         for m in self._parts:
-            it = m.values().iterator()
-            while it.hasNext():
-                getattr(it.next(), "learningRate_$eq")(self._lr)
-        jvm = self._sc._jvm
-        local = self._sc.master.startswith("local")
-        copies = 1 if local else max(1, _executors(self._sc) - 1)
-        level = jvm.org.apache.spark.storage.StorageLevel.apply(True, True, False, True, copies)
-        rdd = self._sc._jsc.parallelize(self._parts, self._parts.size()).rdd()
-        rdd.persist(level)
-        rdd.localCheckpoint()
-        rdd.count()
-        getattr(self._opt.value, "previousOptim_$eq")(rdd)
+            for method in _values(m):
+                getattr(method, "learningRate_$eq")(self._lr)
+        opt = self._opt.value
+        opt.prepareInput()  # caches the training data now (optimize() would)
+        where = jvmu.block_executors(self._sc, opt.dataset().toDistributed().originRDD())
+        rdd = jvmu.cache_at(self._sc, list(self._parts), where)
+        placed = jvmu.block_executors(self._sc, rdd)
+        if placed != where:
+            log.warning("optimizer state placed at %s, training partitions at %s", placed, where)
+        getattr(opt, "previousOptim_$eq")(rdd)
         self._state_rdd = rdd
 
     def _pull_optim_state(self) -> None:
+        """Collect the per-partition optimizer state BigDL left and check every partition kept its updates."""
         prev = self._opt.value.previousOptim()
         parts = self._sc._jvm.java.util.ArrayList()
         for m in prev.collect():
@@ -189,16 +164,23 @@ class BigDLTrainer(Trainer):
         if self._state_rdd is not None:
             self._state_rdd.unpersist(False)
             self._state_rdd = None
-        self._parts = parts
         # each optimize() broadcasts the model anew; let Spark's ContextCleaner drop the old broadcasts
         # now (it acts on garbage-collected references) rather than let the driver heap grow per epoch
         self._sc._jvm.System.gc()
+        steps = _option(self._optim.value.state().get("neval"))
+        counts = [_option(o.state().get("evalCounter")) for m in parts for o in _values(m)]
+        if steps is not None and any(c != steps - 1 for c in counts):
+            # a partition's updates went to a copy of its state, not the cached one: Adam's moments
+            # fell behind; the epoch must be redone from the last checkpoint
+            raise EpochFailedError(f"optimizer state of some partitions missed updates: {counts} steps "
+                                   f"recorded, {steps - 1} taken")
+        self._parts = parts
 
     def train_epoch(self, data: RDD, epoch: int) -> EpochStats:
         from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer, SeveralIteration, TrainSummary
 
         sc = data.context
-        before = _persistent_ids(sc)
+        before = jvmu.persistent_ids(sc)
         new_data = data is not self._data
         samples = self._samples(data) if new_data else None
         if self._opt is None:
@@ -217,20 +199,20 @@ class BigDLTrainer(Trainer):
                 self._opt.set_traindata(samples, self.config.batch_size)
             self._opt.set_end_when(MaxEpoch(epoch + 1))
         self._push_optim_state()
-        executors = _executor_ids(sc)
+        executors = jvmu.executor_ids(sc)
         t0 = time.perf_counter()
         self._opt.optimize()
         seconds = time.perf_counter() - t0
-        lost = executors - _executor_ids(sc)
+        if new_data:  # drop the previous epoch's cached training set; keep this one for reuse
+            jvmu.unpersist(sc, self._cached)
+            self._cached = jvmu.persistent_ids(sc) - before
+            self._data = data
+        lost = executors - jvmu.executor_ids(sc)
         if lost:
             # Spark re-ran the lost tasks, but BigDL rebuilt that executor's slice of the weights from the
             # epoch's start: the epoch is inconsistent.  The loop retries it from the last checkpoint.
             raise EpochFailedError(f"executor(s) {sorted(lost)} lost during epoch {epoch + 1}")
         self._pull_optim_state()
-        if new_data:  # drop the previous epoch's cached training set; keep this one for reuse
-            _unpersist(sc, self._cached)
-            self._cached = _persistent_ids(sc) - before
-            self._data = data
         return self._stats(epoch, seconds)
 
     def _stats(self, epoch: int, seconds: float) -> EpochStats:
@@ -249,9 +231,9 @@ class BigDLTrainer(Trainer):
         from cxrzoo.train.persist import flatten_weights
 
         np.savez(path / "weights.npz", **flatten_weights(self.engine.weights(self.net, self.spec)))
-        _jvm_write(self._sc, self._optim.value, path / "optim_driver.ser")
+        jvmu.jvm_write(self._sc, self._optim.value, path / "optim_driver.ser")
         if self._parts is not None:
-            _jvm_write(self._sc, self._parts, path / "optim_partitions.ser")
+            jvmu.jvm_write(self._sc, self._parts, path / "optim_partitions.ser")
         (path / "engine.json").write_text(json.dumps({"engine": "bigdl", "learning_rate": self._lr}) + "\n")
 
     def load_state(self, path: Path) -> None:
@@ -260,16 +242,16 @@ class BigDLTrainer(Trainer):
         from cxrzoo.train.persist import load_weights
 
         self.engine.set_weights(self.net, self.spec, load_weights(path / "weights.npz"))
-        self._optim = OptimMethod(_jvm_read(self._sc, path / "optim_driver.ser"), "float")
+        self._optim = OptimMethod(jvmu.jvm_read(self._sc, path / "optim_driver.ser"), "float")
         parts = path / "optim_partitions.ser"
-        self._parts = _jvm_read(self._sc, parts) if parts.exists() else None
+        self._parts = jvmu.jvm_read(self._sc, parts) if parts.exists() else None
         self._lr = json.loads((path / "engine.json").read_text())["learning_rate"]
         self._reset()
 
     def _reset(self) -> None:
         """Forget the DistriOptimizer (rebuilt on the next epoch) and its cached data."""
         if self._data is not None:
-            _unpersist(self._sc, self._cached)
+            jvmu.unpersist(self._sc, self._cached)
         self._cached.clear()
         self._data = None
         self._opt = None
@@ -278,9 +260,9 @@ class BigDLTrainer(Trainer):
 
     def recover(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
-        while _executors(self._sc) < self._executors and time.monotonic() < deadline:
+        while jvmu.block_managers(self._sc) < self._executors and time.monotonic() < deadline:
             time.sleep(2.0)
-        have = _executors(self._sc)
+        have = jvmu.block_managers(self._sc)
         if have < self._executors:
             log.warning("only %d of %d executors came back; retrying anyway", have - 1, self._executors - 1)
         self._reset()
