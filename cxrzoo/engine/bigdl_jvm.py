@@ -43,6 +43,20 @@ def jvm_read(sc, path: Path) -> Any:
         inp.close()
 
 
+def option_value(opt) -> Any:
+    """The value of a Scala ``Option`` (None when empty)."""
+    return opt.get() if opt.isDefined() else None
+
+
+def scala_values(scala_map) -> list:
+    """The values of a Scala ``Map``."""
+    it = scala_map.values().iterator()
+    out = []
+    while it.hasNext():
+        out.append(it.next())
+    return out
+
+
 def executor_ids(sc) -> set[str]:
     """Ids of the live executors (empty in local mode, where the driver computes)."""
     ids = sc._jsc.sc().getExecutorIds().mkString(",")  # a Scala Seq

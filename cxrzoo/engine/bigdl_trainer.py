@@ -63,19 +63,6 @@ def _weighted_bce(num_classes: int):
     return A.CustomLoss(loss, [num_classes])
 
 
-def _option(opt) -> Any:
-    """The value of a Scala ``Option`` (None when empty)."""
-    return opt.get() if opt.isDefined() else None
-
-
-def _values(scala_map) -> list:
-    it = scala_map.values().iterator()
-    out = []
-    while it.hasNext():
-        out.append(it.next())
-    return out
-
-
 class BigDLTrainer(Trainer):
     """Epoch-at-a-time training of a BigDL graph with BCE on the 14 logits.
 
@@ -142,7 +129,7 @@ class BigDLTrainer(Trainer):
         if self._parts is None:
             return
         for m in self._parts:
-            for method in _values(m):
+            for method in jvmu.scala_values(m):
                 getattr(method, "learningRate_$eq")(self._lr)
         opt = self._opt.value
         opt.prepareInput()  # caches the training data now (optimize() would)
@@ -167,8 +154,8 @@ class BigDLTrainer(Trainer):
         # each optimize() broadcasts the model anew; let Spark's ContextCleaner drop the old broadcasts
         # now (it acts on garbage-collected references) rather than let the driver heap grow per epoch
         self._sc._jvm.System.gc()
-        steps = _option(self._optim.value.state().get("neval"))
-        counts = [_option(o.state().get("evalCounter")) for m in parts for o in _values(m)]
+        steps = jvmu.option_value(self._optim.value.state().get("neval"))
+        counts = [jvmu.option_value(o.state().get("evalCounter")) for m in parts for o in jvmu.scala_values(m)]
         if steps is not None and any(c != steps - 1 for c in counts):
             # a partition's updates went to a copy of its state, not the cached one: Adam's moments
             # fell behind; the epoch must be redone from the last checkpoint
