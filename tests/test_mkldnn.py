@@ -25,8 +25,11 @@ def test_backbone_trains_on_mkldnn(name):
     lines = [ln.split() for ln in run.stdout.splitlines() if ln.split() and ln.split()[0] == name]
     assert len(lines) == 1, run.stdout[-2000:]
     losses = [float(v) for v in lines[0][1:]]
-    # full-batch steps on a fixed objective: each step descends
-    assert len(losses) == 3 and np.isfinite(losses).all() and losses[0] > losses[1] > losses[2], (name, losses)
+    # full-batch steps on a fixed objective: the first step lowers the loss and training ends below its start.
+    # (Adam's early steps are near sign-descent of size lr on every weight, so a later step may overshoot a
+    # minimum along some direction; CI saw resnet50 0.766 -> 0.6624 -> 0.6625.)
+    assert len(losses) == 3 and np.isfinite(losses).all(), (name, losses)
+    assert losses[1] < losses[0] and losses[2] < losses[0], (name, losses)
 
 
 def test_asking_for_the_engine_the_jvm_does_not_run_is_a_clear_error(spark):
