@@ -132,13 +132,25 @@ def list_image_files(spark: SparkSession, images: str) -> DataFrame:
     return df.withColumn("image_index", F.element_at(F.split("path", "/"), -1))
 
 
+def _driver_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
+    """``rows`` as a DataFrame shipped to the JVM as Arrow (one partition per core).
+
+    Going through pandas and Arrow instead of pickled rows halves the JVM's CPU per ingest (no per-row
+    unpickling and conversion: 0.36 → 0.20 s for 1,500 rows on local[2]), and the JVM shares the cores with
+    the decoding Python workers.  With Arrow disabled in the session Spark converts the pandas frame itself.
+    """
+    if not rows:
+        return spark.createDataFrame([], schema)
+    import pandas as pd
+
+    return spark.createDataFrame(pd.DataFrame.from_records(rows, columns=schema.fieldNames()), schema)
+
+
 def _files_frame(spark: SparkSession, images: str, rows: list[tuple], schema: T.StructType) -> DataFrame:
     """A DataFrame of ``rows`` (path first) whose images are read by the decode UDF (local) or by Spark."""
+    meta = _driver_frame(spark, rows, schema)
     if _local_dir(images) is not None:
-        # a local relation (one partition per core, rows unpickled in the JVM): parallelizing a Python RDD
-        # instead adds a Python stage per task that measured 8 % of scoring throughput on local[2]
-        return spark.createDataFrame(rows, schema)
-    meta = spark.createDataFrame(rows, schema)
+        return meta
     files = spark.read.format("binaryFile").load([r[0] for r in rows]) if rows else \
         list_image_files(spark, images).limit(0)
     return files.select("path", "content").join(F.broadcast(meta), "path", "inner")
