@@ -2,7 +2,9 @@
 
 1. PNG directory → decoded 256² images (``read_nih``), vs the raw decode kernel reading and decoding the
    same files in one process per core, all cores at once (and, for reference, one core's rate × cores).
-2. Parquet of 256² images → 224² tensors (``CXRPreprocessor``), vs the raw augmentation kernel × cores.
+2. Parquet of 256² images → 224² tensors (``CXRPreprocessor``), vs the raw augmentation kernel × cores, and
+   vs the transport floor: the same Arrow UDF shape emitting a ready-made 3×224² float32 row per image with no
+   compute, i.e. what Spark alone costs to move 602 KB per row from Python into the JVM's rows.
 Both Spark runs force every row through a ``noop`` write; median of repeats after a warm-up.
 
     .venv/bin/python benchmarks/bench_spark.py [--n 1500] [--repeats 3] [--json]
@@ -40,6 +42,20 @@ def parallel_decode_rate(files: list[Path], cores: int, repeats: int) -> float:
         return len(files) / median_seconds(lambda: sum(pool.map(_read_and_decode, chunks)), repeats)
 
 
+def _constant_tensors(batches):
+    """mapInArrow body of the transport floor: one ready-made 3×224² float32 tensor per input row."""
+    import pyarrow as pa
+
+    from cxrzoo.arrowutil import rows_to_list_array
+
+    buf = None
+    for batch in batches:
+        m = batch.num_rows
+        if buf is None or len(buf) < m:
+            buf = np.zeros((m, 3 * 224 * 224), np.float32)
+        yield pa.RecordBatch.from_arrays([rows_to_list_array(buf[:m], list(range(m)), m)], names=["features"])
+
+
 def main() -> None:
     """Run and print the table, then one JSON line."""
     args = bench_args(__doc__, 3, lambda ap: ap.add_argument("--n", type=int, default=1500))
@@ -75,20 +91,27 @@ def main() -> None:
         prep = CXRPreprocessor()
         spark_aug = args.n / median_seconds(
             lambda: prep.transform(df).write.format("noop").mode("overwrite").save(), args.repeats)
+        floor = args.n / median_seconds(lambda: df.mapInArrow(_constant_tensors, "features array<float>")
+                                        .write.format("noop").mode("overwrite").save(), args.repeats)
     res = {"benchmark": "spark_end_to_end", "cpu": cpu_name(), "master": f"local[{cores}]", "images": args.n,
            "ingest_images_per_s": round(spark_ingest, 1), "raw_decode_images_per_s": round(raw_parallel, 1),
            "raw_decode_1core_x_cores_images_per_s": round(raw_decode * cores, 1),
            "ingest_share": round(spark_ingest / raw_parallel, 3),
            "augment_images_per_s": round(spark_aug, 1), "raw_augment_images_per_s": round(raw_aug * cores, 1),
-           "augment_share": round(spark_aug / (raw_aug * cores), 3)}
+           "augment_share": round(spark_aug / (raw_aug * cores), 3),
+           "transport_floor_images_per_s": round(floor, 1), "augment_share_of_floor": round(spark_aug / floor, 3)}
     log.info("Spark local[%d], %d synthetic 1024² PNGs (%s)", cores, args.n, res["cpu"])
-    log.info("%-40s %10s %12s %7s", "stage", "Spark/s", "raw/s", "share")
-    log.info("%-40s %10.0f %12.0f %6.0f%%", "PNG dir → 256² gray (read_nih)", spark_ingest, raw_parallel,
+    log.info("%-46s %10s %12s %7s", "stage", "Spark/s", "raw/s", "share")
+    log.info("%-46s %10.0f %12.0f %6.0f%%", "PNG dir → 256² gray (read_nih)", spark_ingest, raw_parallel,
              100 * res["ingest_share"])
-    log.info("%-40s %10s %12.0f %6.0f%%", "  (raw: one core's rate × cores)", "", raw_decode * cores,
+    log.info("%-46s %10s %12.0f %6.0f%%", "  (raw: one core's rate × cores)", "", raw_decode * cores,
              100 * spark_ingest / (raw_decode * cores))
-    log.info("%-40s %10.0f %12.0f %6.0f%%", "Parquet 256² → 224² tensors (CXRPreprocessor)", spark_aug,
+    log.info("%-46s %10.0f %12.0f %6.0f%%", "Parquet 256² → 224² tensors (CXRPreprocessor)", spark_aug,
              raw_aug * cores, 100 * res["augment_share"])
+    log.info("%-46s %10.0f %12.0f %6.0f%%", "  transport floor (no compute) / raw", floor, raw_aug * cores,
+             100 * floor / (raw_aug * cores))
+    log.info("%-46s %10.0f %12.0f %6.0f%%", "  CXRPreprocessor / transport floor", spark_aug, floor,
+             100 * res["augment_share_of_floor"])
     print(json.dumps(res))  # noqa: T201
 
 
