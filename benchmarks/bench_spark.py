@@ -4,7 +4,8 @@
    same files in one process per core, all cores at once (and, for reference, one core's rate × cores).
 2. Parquet of 256² images → 224² tensors (``CXRPreprocessor``), vs the raw augmentation kernel × cores, and
    vs the transport floor: the same Arrow UDF shape emitting a ready-made 3×224² float32 row per image with no
-   compute, i.e. what Spark alone costs to move 602 KB per row from Python into the JVM's rows.
+   compute, i.e. what Spark alone costs to move 602 KB per row from Python into the JVM's rows; and the input
+   floor: the 64 KB images moved into the Python workers and counted there, nothing computed or returned.
 Both Spark runs force every row through a ``noop`` write; median of repeats after a warm-up.
 
     .venv/bin/python benchmarks/bench_spark.py [--n 1500] [--repeats 3] [--json]
@@ -56,6 +57,14 @@ def _constant_tensors(batches):
         yield pa.RecordBatch.from_arrays([rows_to_list_array(buf[:m], list(range(m)), m)], names=["features"])
 
 
+def _count_rows(batches):
+    """mapInArrow body of the input floor: the images reach Python; only their count goes back."""
+    import pyarrow as pa
+
+    for batch in batches:
+        yield pa.RecordBatch.from_arrays([pa.array([batch.num_rows], pa.int64())], names=["n"])
+
+
 def main() -> None:
     """Run and print the table, then one JSON line."""
     args = bench_args(__doc__, 3, lambda ap: ap.add_argument("--n", type=int, default=1500))
@@ -91,6 +100,8 @@ def main() -> None:
         prep = CXRPreprocessor()
         spark_aug = args.n / median_seconds(
             lambda: prep.transform(df).write.format("noop").mode("overwrite").save(), args.repeats)
+        input_floor = args.n / median_seconds(lambda: df.select("image").mapInArrow(_count_rows, "n long")
+                                              .write.format("noop").mode("overwrite").save(), args.repeats)
         floor = args.n / median_seconds(lambda: df.mapInArrow(_constant_tensors, "features array<float>")
                                         .write.format("noop").mode("overwrite").save(), args.repeats)
     res = {"benchmark": "spark_end_to_end", "cpu": cpu_name(), "master": f"local[{cores}]", "images": args.n,
@@ -99,6 +110,7 @@ def main() -> None:
            "ingest_share": round(spark_ingest / raw_parallel, 3),
            "augment_images_per_s": round(spark_aug, 1), "raw_augment_images_per_s": round(raw_aug * cores, 1),
            "augment_share": round(spark_aug / (raw_aug * cores), 3),
+           "input_floor_images_per_s": round(input_floor, 1),
            "transport_floor_images_per_s": round(floor, 1), "augment_share_of_floor": round(spark_aug / floor, 3)}
     log.info("Spark local[%d], %d synthetic 1024² PNGs (%s)", cores, args.n, res["cpu"])
     log.info("%-46s %10s %12s %7s", "stage", "Spark/s", "raw/s", "share")
@@ -108,6 +120,8 @@ def main() -> None:
              100 * spark_ingest / (raw_decode * cores))
     log.info("%-46s %10.0f %12.0f %6.0f%%", "Parquet 256² → 224² tensors (CXRPreprocessor)", spark_aug,
              raw_aug * cores, 100 * res["augment_share"])
+    log.info("%-46s %10.0f %12.0f %6.0f%%", "  input floor (images into Python only) / raw", input_floor,
+             raw_aug * cores, 100 * input_floor / (raw_aug * cores))
     log.info("%-46s %10.0f %12.0f %6.0f%%", "  transport floor (no compute) / raw", floor, raw_aug * cores,
              100 * floor / (raw_aug * cores))
     log.info("%-46s %10.0f %12.0f %6.0f%%", "  CXRPreprocessor / transport floor", spark_aug, floor,
