@@ -1,8 +1,8 @@
 """Run in a fresh JVM with BigDL's MKL-DNN engine (tests/test_mkldnn.py): train each named backbone briefly.
 
-Prints one line per model: ``name loss0 loss1 loss2``.  Each epoch is one full-batch iteration (8 images, two
-partitions of 4, one per replica), so every loss is the same objective (per-replica BatchNorm statistics over the same
-4 images) measured at the weights before that epoch's step: a noise-free descent check.
+Prints one line per model: ``name loss0 loss1 loss2``.  Each epoch is one full-batch iteration (8 images; BigDL
+coalesces the data to one partition per node, and MKL-DNN trains one model per JVM), so every loss is the same
+objective (BatchNorm statistics over the same 8 images) measured at the weights before that epoch's step.
 """
 from __future__ import annotations
 
