@@ -96,3 +96,30 @@ def test_invalid_params_rejected():
         CXRPreprocessor(normalization="zscore")
     with pytest.raises(ValueError, match="cropSize"):
         CXRPreprocessor(cropSize=0)
+
+
+def test_features_rdd_packs_rows_exactly(spark):
+    from cxrzoo.train.feed import features_rdd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 3, 4, 4)).astype(np.float32)
+    y = (rng.random((5, 14)) < 0.5).astype(np.float32)
+    df = spark.createDataFrame([(x[i].ravel().tolist(), y[i].tolist()) for i in range(5)],
+                               "features array<float>, labels array<float>")
+    got = features_rdd(df, "features", "labels", side=4).collect()
+    assert len(got) == 5
+    for i, (gx, gy) in enumerate(got):
+        np.testing.assert_array_equal(gx, x[i])
+        np.testing.assert_array_equal(gy, y[i])
+
+
+def test_features_of_the_wrong_length_name_the_row():
+    import pyarrow as pa
+
+    from cxrzoo.train.feed import _pack_batch
+
+    batch = pa.RecordBatch.from_arrays([pa.array([[0.0] * 48, [0.0] * 12], pa.list_(pa.float32())),
+                                        pa.array([[1.0] * 14, [0.0] * 14], pa.list_(pa.float32()))],
+                                       names=["features", "labels"])
+    with pytest.raises(ValueError, match="row 1 .* 12 values, expected 48"):
+        _pack_batch(batch, 48)

@@ -11,9 +11,11 @@ import math
 from typing import Iterator
 
 import numpy as np
+import pyarrow as pa
 from pyspark.rdd import RDD
 from pyspark.sql import DataFrame
 
+from cxrzoo.arrowutil import rows_to_binary_array
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain
 
 _BATCH = 64
@@ -45,7 +47,38 @@ def _batch(rows: list, cfg: ChainConfig, seed: int, epoch: int) -> Iterator[tupl
 
 
 def features_rdd(df: DataFrame, features_col: str, label_col: str, side: int, channels: int = 3) -> RDD:
-    """``(x, y)`` pairs from flattened CHW feature arrays."""
+    """``(x, y)`` pairs from flattened CHW feature arrays (non-null ``array<float>`` columns).
+
+    Both arrays are packed into float32 bytes by an Arrow UDF before they reach the RDD, so rows cross
+    to Python as two byte strings instead of 150,000 pickled floats (measured 18–24 ms per 224² row the
+    pickled way).
+    """
     shape = (channels, side, side)
-    return df.select(features_col, label_col).rdd.map(
-        lambda r: (np.asarray(r[0], np.float32).reshape(shape), np.asarray(r[1], np.float32)))
+    k = channels * side * side
+    packed = df.select(features_col, label_col).mapInArrow(
+        lambda batches: (_pack_batch(b, k) for b in batches), "x binary, y binary")
+    return packed.rdd.map(
+        lambda r: (np.frombuffer(r[0], np.float32).reshape(shape), np.frombuffer(r[1], np.float32)))
+
+
+def _float_rows(column: pa.Array, width: int | None, what: str) -> np.ndarray:
+    """A list<float> Arrow column of equal-length, non-null rows as a C-contiguous (rows, width) float32 array."""
+    lengths = np.diff(np.asarray(column.offsets))
+    width = int(lengths[0]) if width is None and len(lengths) else width
+    bad = np.flatnonzero(lengths != width)
+    if column.null_count or len(bad):
+        row = int(bad[0]) if len(bad) else int(np.flatnonzero(np.asarray(column.is_null()))[0])
+        raise ValueError(f"{what}: row {row} of an Arrow batch has {lengths[row] if len(bad) else 'no'} values, "
+                         f"expected {width}; drop null rows and preprocess every image to the same size")
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return np.ascontiguousarray(values).reshape(len(column), width)
+
+
+def _pack_batch(batch: pa.RecordBatch, k: int) -> pa.RecordBatch:
+    """Features and labels of one Arrow batch as float32 bytes per row."""
+    n = batch.num_rows
+    x = _float_rows(batch.column(0), k, "features").view(np.uint8)
+    y = _float_rows(batch.column(1), None, "labels").view(np.uint8)
+    rows = list(range(n))
+    return pa.RecordBatch.from_arrays([rows_to_binary_array(x, rows, n), rows_to_binary_array(y, rows, n)],
+                                      names=["x", "y"])
