@@ -70,10 +70,9 @@ def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 60
 
 def _adam_steps(spark, checkpoint: Path) -> list[int]:
     """Steps each partition's Adam state recorded, from a checkpoint's per-partition optimizer state."""
-    from cxrzoo.engine.bigdl_jvm import jvm_read, option_value, scala_values
+    from cxrzoo.engine.bigdl_jvm import jvm_read, step_counts
 
-    parts = jvm_read(spark.sparkContext, checkpoint / "optim_partitions.ser")
-    return [option_value(o.state().get("evalCounter")) for m in parts for o in scala_values(m)]
+    return step_counts(jvm_read(spark.sparkContext, checkpoint / "optim_partitions.ser"))
 
 
 def _history(model_dir: Path) -> list[dict]:

@@ -57,6 +57,12 @@ def scala_values(scala_map) -> list:
     return out
 
 
+def step_counts(parts) -> list:
+    """The step counter (``evalCounter``) of every optim method in a list of per-partition
+    ``Map[name, OptimMethod]`` (None where a method has not stepped)."""
+    return [option_value(o.state().get("evalCounter")) for m in parts for o in scala_values(m)]
+
+
 def executor_ids(sc) -> set[str]:
     """Ids of the live executors (empty in local mode, where the driver computes)."""
     ids = sc._jsc.sc().getExecutorIds().mkString(",")  # a Scala Seq

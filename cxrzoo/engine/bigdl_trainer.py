@@ -155,7 +155,7 @@ class BigDLTrainer(Trainer):
         # now (it acts on garbage-collected references) rather than let the driver heap grow per epoch
         self._sc._jvm.System.gc()
         steps = jvmu.option_value(self._optim.value.state().get("neval"))
-        counts = [jvmu.option_value(o.state().get("evalCounter")) for m in parts for o in jvmu.scala_values(m)]
+        counts = jvmu.step_counts(parts)
         if steps is not None and any(c != steps - 1 for c in counts):
             # a partition's updates went to a copy of its state, not the cached one: Adam's moments
             # fell behind; the epoch must be redone from the last checkpoint
