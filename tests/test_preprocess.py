@@ -123,3 +123,18 @@ def test_features_of_the_wrong_length_name_the_row():
                                        names=["features", "labels"])
     with pytest.raises(ValueError, match="row 1 .* 12 values, expected 48"):
         _pack_batch(batch, 48)
+
+
+def test_pack_batch_of_no_rows_and_null_rows():
+    import pyarrow as pa
+
+    from cxrzoo.train.feed import _pack_batch
+
+    empty = pa.RecordBatch.from_arrays([pa.array([], pa.list_(pa.float32())), pa.array([], pa.list_(pa.float32()))],
+                                       names=["features", "labels"])
+    assert _pack_batch(empty, 48).num_rows == 0
+    nulls = pa.RecordBatch.from_arrays([pa.array([[0.0] * 48, None], pa.list_(pa.float32())),
+                                        pa.array([[1.0] * 14, [0.0] * 14], pa.list_(pa.float32()))],
+                                       names=["features", "labels"])
+    with pytest.raises(ValueError, match="row 1 .* no values, expected 48"):
+        _pack_batch(nulls, 48)

@@ -64,12 +64,15 @@ def features_rdd(df: DataFrame, features_col: str, label_col: str, side: int, ch
 def _float_rows(column: pa.Array, width: int | None, what: str) -> np.ndarray:
     """A list<float> Arrow column of equal-length, non-null rows as a C-contiguous (rows, width) float32 array."""
     lengths = np.diff(np.asarray(column.offsets))
-    width = int(lengths[0]) if width is None and len(lengths) else width
-    bad = np.flatnonzero(lengths != width)
-    if column.null_count or len(bad):
-        row = int(bad[0]) if len(bad) else int(np.flatnonzero(np.asarray(column.is_null()))[0])
-        raise ValueError(f"{what}: row {row} of an Arrow batch has {lengths[row] if len(bad) else 'no'} values, "
-                         f"expected {width}; drop null rows and preprocess every image to the same size")
+    if width is None:
+        width = int(lengths[0]) if len(lengths) else 0
+    nulls = np.asarray(column.is_null(), bool)
+    bad = np.flatnonzero((lengths != width) | nulls)
+    if len(bad):
+        row = int(bad[0])
+        got = "no" if nulls[row] else str(lengths[row])
+        raise ValueError(f"{what}: row {row} of an Arrow batch has {got} values, expected {width}; "
+                         "drop null rows and preprocess every image to the same size")
     values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return np.ascontiguousarray(values).reshape(len(column), width)
 
