@@ -3,13 +3,14 @@
 ResNet-50, DenseNet-121 and MobileNetV2 (14-way heads, 224² inputs), batch 16 and 32, Spark
 ``local[2]`` for BigDL (synchronous SGD over the 2 cores, Adam, MultiLabelSoftMarginCriterion) and
 ``torch.set_num_threads(2)`` with channels_last for PyTorch (Adam, BCE with logits) when torch is
-installed.  Steady state: BigDL's per-iteration throughput from its TrainSummary, median over
-the iterations after the first; PyTorch's median iteration time after two warm-up steps.
+installed.  Steady state, the same warm-up for both: BigDL's per-iteration throughput from its
+TrainSummary and PyTorch's iteration time, each the median over the iterations after the first
+``WARMUP`` (2).
 Each BigDL engine type runs in a JVM of its own (a JVM-wide setting).  MKL-DNN and PyTorch alternate
 ``--repeats`` times (median of the rounds); MKL-BLAS, far behind, runs once.
 
     .venv/bin/python benchmarks/bench_train.py [--models resnet50,densenet121,mobilenet_v2]
-        [--batches 16,32] [--iterations 6] [--repeats 3] [--json]
+        [--batches 16,32] [--iterations 8] [--repeats 3] [--json]
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import numpy as np
 from _common import bench_args, cpu_name
 
 log = logging.getLogger("bench_train")
+WARMUP = 2  # untimed iterations before the steady state, for every engine
 
 
 def bigdl_worker(engine: str, models: list[str], batches: list[int], iterations: int) -> None:
@@ -44,12 +46,13 @@ def bigdl_worker(engine: str, models: list[str], batches: list[int], iterations:
             rng = np.random.default_rng(0)
             x = rng.normal(0, 1, (batch, 3, 224, 224)).astype(np.float32)
             y = (rng.random((batch, 14)) < 0.2).astype(np.float32)
-            data = spark.sparkContext.parallelize([(x[i], y[i]) for i in range(batch)] * iterations, 2)
+            data = spark.sparkContext.parallelize([(x[i], y[i]) for i in range(batch)] * (WARMUP + iterations), 2)
             trainer = eng.trainer(net, spec, TrainConfig(epochs=1, batch_size=batch, learning_rate=1e-4))
             stats = trainer.train_epoch(data, 0)
             trainer.close()
+            steady = stats.iteration_images_per_s[WARMUP:]
             print(json.dumps({"engine": f"bigdl_{engine}", "model": name, "batch": batch,  # noqa: T201
-                              "images_per_s": stats.steady_images_per_s}), flush=True)
+                              "images_per_s": float(np.median(steady)) if steady else None}), flush=True)
 
 
 def torch_rates(models: list[str], batches: list[int], iterations: int) -> list[dict]:
@@ -69,12 +72,12 @@ def torch_rates(models: list[str], batches: list[int], iterations: int) -> list[
             x = torch.randn(batch, 3, 224, 224).to(memory_format=torch.channels_last)
             y = (torch.rand(batch, 14) < 0.2).float()
             times = []
-            for i in range(2 + iterations):
+            for i in range(WARMUP + iterations):
                 t0 = time.perf_counter()
                 opt.zero_grad(set_to_none=True)
                 torch.nn.functional.binary_cross_entropy_with_logits(net(x), y).backward()
                 opt.step()
-                if i >= 2:
+                if i >= WARMUP:
                     times.append(time.perf_counter() - t0)
             out.append({"engine": "pytorch_eager_cl", "model": name, "batch": batch,
                         "images_per_s": batch / float(np.median(times))})
@@ -86,7 +89,7 @@ def main() -> None:
     def extra(ap):
         ap.add_argument("--models", default="resnet50,densenet121,mobilenet_v2")
         ap.add_argument("--batches", default="16,32")
-        ap.add_argument("--iterations", type=int, default=6)
+        ap.add_argument("--iterations", type=int, default=8, help="timed iterations after the warm-up")
         ap.add_argument("--mklblas-models", default="mobilenet_v2",
                         help="models for BigDL's MKL-BLAS engine (ResNet-50 and DenseNet-121 exhaust a 12 GB heap "
                              "there and then stall in garbage collection)")

@@ -94,6 +94,27 @@ def test_adam_state_carries_across_epochs(spark):
         trainer.close()
 
 
+def test_local_mode_trains_without_fp16_exchange(spark):
+    """With one node BigDL's weights and gradients stay in the JVM: exchanged uncompressed (fp32), and every
+    iteration's throughput is reported."""
+    from cxrzoo.engine.base import TrainConfig, get_engine
+    from cxrzoo.models import create_spec
+
+    spec, eng = create_spec("tiny", input_size=32), get_engine("bigdl")
+    net = eng.build(spec, seed=0)
+    rng = np.random.default_rng(1)
+    data = spark.sparkContext.parallelize([(rng.normal(size=(3, 32, 32)).astype(np.float32),
+                                            (rng.random(14) < 0.3).astype(np.float32)) for _ in range(64)], 2)
+    trainer = eng.trainer(net, spec, TrainConfig(epochs=1, batch_size=16))
+    try:
+        stats = trainer.train_epoch(data, 0)
+        assert trainer._opt.value.compress() == "none"
+    finally:
+        trainer.close()
+    assert len(stats.iteration_images_per_s) == 4 and min(stats.iteration_images_per_s) > 0
+    assert stats.steady_images_per_s == pytest.approx(float(np.median(stats.iteration_images_per_s[1:])))
+
+
 @pytest.fixture(scope="module")
 def feats(spark, ingested):
     from cxrzoo.preprocess import CXRPreprocessor

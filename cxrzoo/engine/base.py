@@ -54,6 +54,7 @@ class EpochStats:
     loss: float | None
     learning_rate: float | None
     steady_images_per_s: float | None = None  # median over the epoch's iterations after the first
+    iteration_images_per_s: tuple[float, ...] = ()  # each iteration's throughput, in order (if the engine reports it)
 
     @property
     def images_per_s(self) -> float:

@@ -69,6 +69,12 @@ def executor_ids(sc) -> set[str]:
     return set(ids.split(",")) - {""}
 
 
+def node_number(sc) -> int:
+    """BigDL's node count: the training partitions of a DistriOptimizer (1 in local mode)."""
+    engine = getattr(sc._jvm.com.intel.analytics.bigdl.dllib.utils, "Engine$")  # private[bigdl]: no static forwarder
+    return int(getattr(engine, "MODULE$").nodeNumber())
+
+
 def block_managers(sc) -> int:
     """Block managers known to the driver: the executors plus the driver's own."""
     return int(sc._jsc.sc().getExecutorMemoryStatus().size())

@@ -176,6 +176,10 @@ class BigDLTrainer(Trainer):
             self._opt = Optimizer.create(self.net, samples, self._criterion(), MaxEpoch(epoch + 1),
                                          self.config.batch_size, self._optim)
             self._opt.value.reserveOptim(True)
+            if jvmu.node_number(sc) == 1:
+                # one node: weights and gradients never leave the JVM, so BigDL's default fp16 compression
+                # of both buys nothing and costs four conversions of every parameter per iteration
+                self._opt.value.setCompressType("none")
             if self._summary is None:
                 self._summary = TrainSummary(self._summary_dir, self.config.app_name)
                 self._summary.set_summary_trigger("LearningRate", SeveralIteration(1))
@@ -204,15 +208,16 @@ class BigDLTrainer(Trainer):
 
     def _stats(self, epoch: int, seconds: float) -> EpochStats:
         loss = self._summary.read_scalar("Loss")
-        thr = self._summary.read_scalar("Throughput")
-        steady = [v[1] for v in thr[self._iterations + 1:]] if len(thr) > self._iterations + 1 else []
+        thr = [float(v[1]) for v in self._summary.read_scalar("Throughput")[self._iterations:]]
+        steady = thr[1:]
         new = loss[self._iterations:] if len(loss) else loss
         n_iter = len(new)
         self._iterations = len(loss)
         mean_loss = float(np.mean([v[1] for v in new])) if n_iter else None
         return EpochStats(epoch=epoch, images=n_iter * self.config.batch_size, seconds=seconds, loss=mean_loss,
                           learning_rate=self._lr,
-                          steady_images_per_s=float(np.median(steady)) if steady else None)
+                          steady_images_per_s=float(np.median(steady)) if steady else None,
+                          iteration_images_per_s=tuple(thr))
 
     def save_state(self, path: Path) -> None:
         from cxrzoo.train.persist import flatten_weights
