@@ -68,18 +68,23 @@ def test_weighted_bce_matches_numpy(spark):
     np.testing.assert_allclose(np.asarray(crit.backward(t, z)), grad, atol=1e-7)
 
 
-def test_adam_state_carries_across_epochs(spark):
-    """Second moments keep accumulating in epoch 2 (at LR 0, same data): BigDL sees the same state objects on
-    every iteration, not a fresh copy of the epoch-start state."""
+def _tiny_trainer(spark, rows: int, epochs: int, seed: int):
+    """A BigDL trainer of the ``tiny`` net (32² inputs, batch 16) and ``rows`` random (x, y) pairs."""
     from cxrzoo.engine.base import TrainConfig, get_engine
     from cxrzoo.models import create_spec
 
     spec, eng = create_spec("tiny", input_size=32), get_engine("bigdl")
     net = eng.build(spec, seed=0)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     data = spark.sparkContext.parallelize([(rng.normal(size=(3, 32, 32)).astype(np.float32),
-                                            (rng.random(14) < 0.3).astype(np.float32)) for _ in range(128)], 2)
-    trainer = eng.trainer(net, spec, TrainConfig(epochs=2, batch_size=16))
+                                            (rng.random(14) < 0.3).astype(np.float32)) for _ in range(rows)], 2)
+    return eng.trainer(net, spec, TrainConfig(epochs=epochs, batch_size=16)), data
+
+
+def test_adam_state_carries_across_epochs(spark):
+    """Second moments keep accumulating in epoch 2 (at LR 0, same data): BigDL sees the same state objects on
+    every iteration, not a fresh copy of the epoch-start state."""
+    trainer, data = _tiny_trainer(spark, rows=128, epochs=2, seed=0)
 
     def second_moments() -> float:
         return sum(float(m.values().iterator().next().state().get("r").get().sum()) for m in trainer._parts)
@@ -97,15 +102,7 @@ def test_adam_state_carries_across_epochs(spark):
 def test_local_mode_trains_without_fp16_exchange(spark):
     """With one node BigDL's weights and gradients stay in the JVM: exchanged uncompressed (fp32), and every
     iteration's throughput is reported."""
-    from cxrzoo.engine.base import TrainConfig, get_engine
-    from cxrzoo.models import create_spec
-
-    spec, eng = create_spec("tiny", input_size=32), get_engine("bigdl")
-    net = eng.build(spec, seed=0)
-    rng = np.random.default_rng(1)
-    data = spark.sparkContext.parallelize([(rng.normal(size=(3, 32, 32)).astype(np.float32),
-                                            (rng.random(14) < 0.3).astype(np.float32)) for _ in range(64)], 2)
-    trainer = eng.trainer(net, spec, TrainConfig(epochs=1, batch_size=16))
+    trainer, data = _tiny_trainer(spark, rows=64, epochs=1, seed=1)
     try:
         stats = trainer.train_epoch(data, 0)
         assert trainer._opt.value.compress() == "none"
