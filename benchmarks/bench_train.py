@@ -5,12 +5,13 @@ ResNet-50, DenseNet-121 and MobileNetV2 (14-way heads, 224² inputs), batch 16 a
 ``torch.set_num_threads(2)`` with channels_last for PyTorch (Adam, BCE with logits) when torch is
 installed.  Steady state, the same warm-up for both: BigDL's per-iteration throughput from its
 TrainSummary and PyTorch's iteration time, each the median over the iterations after the first
-``WARMUP`` (2).
+``--warmup`` (default 8: BigDL's per-iteration throughput keeps rising over its first iterations, as the
+JVM compiles BigDL's and Spark's per-iteration code, while PyTorch's is flat from its second).
 Each BigDL engine type runs in a JVM of its own (a JVM-wide setting).  MKL-DNN and PyTorch alternate
 ``--repeats`` times (median of the rounds); MKL-BLAS, far behind, runs once.
 
     .venv/bin/python benchmarks/bench_train.py [--models resnet50,densenet121,mobilenet_v2]
-        [--batches 16,32] [--iterations 8] [--repeats 3] [--json]
+        [--batches 16,32] [--iterations 8] [--warmup 8] [--repeats 3] [--json]
 """
 from __future__ import annotations
 
@@ -28,10 +29,9 @@ import numpy as np
 from _common import bench_args, cpu_name
 
 log = logging.getLogger("bench_train")
-WARMUP = 2  # untimed iterations before the steady state, for every engine
 
 
-def bigdl_worker(engine: str, models: list[str], batches: list[int], iterations: int) -> None:
+def bigdl_worker(engine: str, models: list[str], batches: list[int], iterations: int, warmup: int) -> None:
     """In a fresh JVM: print one JSON line per (model, batch)."""
     from cxrzoo.engine.base import TrainConfig, get_engine
     from cxrzoo.models import create_spec
@@ -46,16 +46,16 @@ def bigdl_worker(engine: str, models: list[str], batches: list[int], iterations:
             rng = np.random.default_rng(0)
             x = rng.normal(0, 1, (batch, 3, 224, 224)).astype(np.float32)
             y = (rng.random((batch, 14)) < 0.2).astype(np.float32)
-            data = spark.sparkContext.parallelize([(x[i], y[i]) for i in range(batch)] * (WARMUP + iterations), 2)
+            data = spark.sparkContext.parallelize([(x[i], y[i]) for i in range(batch)] * (warmup + iterations), 2)
             trainer = eng.trainer(net, spec, TrainConfig(epochs=1, batch_size=batch, learning_rate=1e-4))
             stats = trainer.train_epoch(data, 0)
             trainer.close()
-            steady = stats.iteration_images_per_s[WARMUP:]
+            steady = stats.iteration_images_per_s[warmup:]
             print(json.dumps({"engine": f"bigdl_{engine}", "model": name, "batch": batch,  # noqa: T201
                               "images_per_s": float(np.median(steady)) if steady else None}), flush=True)
 
 
-def torch_rates(models: list[str], batches: list[int], iterations: int) -> list[dict]:
+def torch_rates(models: list[str], batches: list[int], iterations: int, warmup: int) -> list[dict]:
     """PyTorch eager, channels_last, 2 threads."""
     import torch
 
@@ -72,12 +72,12 @@ def torch_rates(models: list[str], batches: list[int], iterations: int) -> list[
             x = torch.randn(batch, 3, 224, 224).to(memory_format=torch.channels_last)
             y = (torch.rand(batch, 14) < 0.2).float()
             times = []
-            for i in range(WARMUP + iterations):
+            for i in range(warmup + iterations):
                 t0 = time.perf_counter()
                 opt.zero_grad(set_to_none=True)
                 torch.nn.functional.binary_cross_entropy_with_logits(net(x), y).backward()
                 opt.step()
-                if i >= WARMUP:
+                if i >= warmup:
                     times.append(time.perf_counter() - t0)
             out.append({"engine": "pytorch_eager_cl", "model": name, "batch": batch,
                         "images_per_s": batch / float(np.median(times))})
@@ -90,6 +90,7 @@ def main() -> None:
         ap.add_argument("--models", default="resnet50,densenet121,mobilenet_v2")
         ap.add_argument("--batches", default="16,32")
         ap.add_argument("--iterations", type=int, default=8, help="timed iterations after the warm-up")
+        ap.add_argument("--warmup", type=int, default=8, help="untimed iterations first, the same for every engine")
         ap.add_argument("--mklblas-models", default="mobilenet_v2",
                         help="models for BigDL's MKL-BLAS engine (ResNet-50 and DenseNet-121 exhaust a 12 GB heap "
                              "there and then stall in garbage collection)")
@@ -99,7 +100,7 @@ def main() -> None:
     models, batches = args.models.split(","), [int(b) for b in args.batches.split(",")]
     if args.worker == "torch":
         try:
-            rows = torch_rates(models, batches, args.iterations)
+            rows = torch_rates(models, batches, args.iterations, args.warmup)
         except ImportError:
             log.warning("torch is not installed: no PyTorch baseline (pip install torch==2.13.0)")
             rows = []
@@ -107,7 +108,7 @@ def main() -> None:
             print(json.dumps(r), flush=True)  # noqa: T201
         return None
     if args.worker:
-        return bigdl_worker(args.worker, models, batches, args.iterations)
+        return bigdl_worker(args.worker, models, batches, args.iterations, args.warmup)
     rows: list[dict] = []
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}  # a fresh JVM
 
@@ -116,7 +117,8 @@ def main() -> None:
         out = []
         for name in (m for m in names.split(",") if m in models):
             run = subprocess.run([sys.executable, __file__, "--worker", engine, "--models", name, "--batches",
-                                  args.batches, "--iterations", str(args.iterations)], capture_output=True,
+                                  args.batches, "--iterations", str(args.iterations),
+                                  "--warmup", str(args.warmup)], capture_output=True,
                                  text=True, env=env, cwd=Path(__file__).parent)
             if run.returncode != 0:
                 log.warning("%s worker for %s failed: %s", engine, name, run.stderr[-1500:])
