@@ -1,4 +1,4 @@
-"""cxrzoo: a Spark-native chest X-ray model zoo (BigDL training, OpenVINO scoring).
+"""cxrzoo: a Spark-native chest X-ray model zoo (distributed training on Spark, OpenVINO scoring).
 
 The public API is imported lazily so that ``import cxrzoo`` stays cheap and does
 not start Spark.
@@ -23,7 +23,9 @@ _EXPORTS = {
     "LABELS": "cxrzoo.labels",
     "list_models": "cxrzoo.models",
     "create_spec": "cxrzoo.models",
-    "create_model": "cxrzoo.models",
+    "create_model": "cxrzoo.networks",
+    "spark_conf": "cxrzoo.session",
+    "SparkConfigError": "cxrzoo.sparkconf",
     "split_by_patient": "cxrzoo.splits",
     "check_disjoint_patients": "cxrzoo.splits",
     "PatientLeakError": "cxrzoo.splits",

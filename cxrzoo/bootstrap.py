@@ -1,4 +1,7 @@
-"""AUC from ranks and bootstrap confidence intervals (NumPy, on the driver)."""
+"""cxrzoo's one AUC: from ranks, per label, and bootstrap confidence intervals (NumPy, on the driver).
+
+Evaluation, the bootstrap and the precision gates of export all compute AUC here.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -25,6 +28,13 @@ def auc_from_ranks(y: np.ndarray, p: np.ndarray) -> float | None:
     avg_rank = np.cumsum(counts) - (counts - 1) / 2.0
     ranks = avg_rank[inv]
     return float((ranks[y].sum() - npos * (npos + 1) / 2.0) / (npos * nneg))
+
+
+def auc_table(y: np.ndarray, p: np.ndarray, labels) -> dict:
+    """``{"auc": {label: AUC or None}, "mean_auc": …}`` for (N, L) labels and scores (None: one class only)."""
+    auc = {name: auc_from_ranks(y[:, i], p[:, i]) for i, name in enumerate(labels)}
+    vals = [v for v in auc.values() if v is not None]
+    return {"auc": auc, "mean_auc": float(np.mean(vals)) if vals else None}
 
 
 def bootstrap_ci(y: np.ndarray, p: np.ndarray, labels: tuple[str, ...], n_boot: int = 1000, seed: int = 0,

@@ -12,15 +12,34 @@ from typing import Iterator
 log = logging.getLogger("cxrzoo")
 
 
-def _spark(args: argparse.Namespace):
+def _engine_options(args: argparse.Namespace) -> dict:
+    """The engine's own options from the command line (BigDL: --bigdl-engine-type)."""
+    return {"engine_type": args.bigdl_engine_type} if getattr(args, "engine", None) == "bigdl" else {}
+
+
+def _spark(args: argparse.Namespace, engine: str | None = None):
     from cxrzoo.session import get_spark
 
-    engine = getattr(args, "engine", "bigdl")
+    engine = engine or getattr(args, "engine", None)
     return get_spark(master=getattr(args, "master", None), driver_memory=getattr(args, "driver_memory", "10g"),
                      executor_cores=getattr(args, "executor_cores", None),
                      executor_memory=getattr(args, "executor_memory", None),
-                     num_executors=getattr(args, "num_executors", None),
-                     bigdl_engine=engine if engine in ("mklblas", "mkldnn") else None)
+                     num_executors=getattr(args, "num_executors", None), engine=engine,
+                     **({"engine_type": args.bigdl_engine_type} if engine == "bigdl" and
+                        hasattr(args, "bigdl_engine_type") else {}))
+
+
+def cmd_spark_conf(args: argparse.Namespace) -> None:
+    from cxrzoo.session import spark_conf
+    from cxrzoo.sparkconf import submit_flags
+
+    conf = spark_conf(engine=args.engine, master=args.master, driver_memory=args.driver_memory,
+                      executor_cores=args.executor_cores, executor_memory=args.executor_memory,
+                      num_executors=args.num_executors, **_engine_options(args))
+    if args.json:
+        sys.stdout.write(json.dumps(conf, indent=1) + "\n")
+    else:
+        sys.stdout.write(" \\\n".join(submit_flags(conf)) + "\n")
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -50,6 +69,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                   classWeighting=args.class_weights, dropout=args.dropout, l2=args.l2,
                   normalization=args.normalization, seed=args.seed, pretrained=args.pretrained or "",
                   freezeEpochs=args.freeze_epochs, freezeUpTo=args.freeze_up_to or "", engine=args.engine,
+                  bigdlEngineType=args.bigdl_engine_type,
                   checkpointDir=args.checkpoint_dir or "", checkpointInterval=args.checkpoint_interval,
                   summaryDir=args.summary_dir or "", allowPatientOverlap=args.allow_patient_overlap)
     progress = None if args.no_progress else EpochProgress(args.epochs)
@@ -61,8 +81,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def _add_train(sub) -> None:
     from cxrzoo.models import list_models
 
-    p = sub.add_parser("train", help="train a model on ingested Parquet with BigDL (rerun after a kill resumes)",
-                       description="Distributed synchronous SGD with BigDL over the Spark cluster, augmenting "
+    p = sub.add_parser("train", help="train a model on ingested Parquet (rerun after a kill resumes)",
+                       description="Distributed synchronous SGD over the Spark cluster, augmenting "
                        "afresh every epoch. The seed's recipe: --backbone resnet50 --batch-size 1024 --epochs 15 "
                        "--lr 1e-4 --schedule plateau --warmup-epochs 5. CheXNet's: --backbone densenet121 --lr 1e-3 "
                        "--schedule plateau --plateau-monitor val_loss --class-weights chexnet --validation VAL.")
@@ -105,8 +125,7 @@ def _add_train(sub) -> None:
                    help="chexnet: weight each class's positives by N/(P+N) and negatives by P/(P+N) (default: none)")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier (default: 0.2)")
     p.add_argument("--l2", type=float, default=0.0, help="L2 on the classifier's weight and bias (default: 0)")
-    p.add_argument("--engine", default="bigdl", choices=["bigdl", "mklblas", "mkldnn"],
-                   help="BigDL engine type (default: bigdl = mklblas unless $CXRZOO_BIGDL_ENGINE says otherwise)")
+    _add_engine(p)
     p.add_argument("--normalization", default=None, choices=["caffe", "imagenet"],
                    help="channel normalization (default: the model's: imagenet for the torchvision backbones, "
                         "caffe - the seed's mean subtraction - for tiny)")
@@ -144,7 +163,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
 
     with _stdout_to_stderr() if args.json else contextlib.nullcontext():
-        rep = jobs.evaluate(_spark(args), args.model, args.data, bootstrap=args.bootstrap)
+        rep = jobs.evaluate(_spark(args, jobs.model_engine(args.model)), args.model, args.data,
+                            bootstrap=args.bootstrap)
     if args.json:
         sys.stdout.write(json.dumps(rep.as_dict()) + "\n")
     else:
@@ -186,6 +206,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"{script} not found: benchmarks run from a source checkout of cxrzoo")
     extra = args.rest + (["--json"] if args.json else [])
     raise SystemExit(subprocess.call([sys.executable, script.name, *extra], cwd=here))
+
+
+def _add_engine(p: argparse.ArgumentParser, default: str | None = "bigdl") -> None:
+    from cxrzoo.engine.base import engine_names
+
+    p.add_argument("--engine", default=default, choices=engine_names(),
+                   help=f"training engine (default: {default or 'none'})")
+    p.add_argument("--bigdl-engine-type", default="mkldnn", choices=["mkldnn", "mklblas"],
+                   help="BigDL's compute engine, a JVM-wide setting (default: mkldnn, on which every backbone "
+                        "trains; mklblas exhausts the heap on ResNet-50 and DenseNet-121)")
 
 
 def _add_master(p: argparse.ArgumentParser) -> None:
@@ -256,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the inference precision hint the export recorded")
     _add_master(p)
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("spark-conf", help="print the Spark settings cxrzoo needs, as spark-submit flags",
+                       description="The settings to start a SparkSession (spark-submit, pyspark, a notebook) "
+                       "with, so that `import cxrzoo` can run on it; cxrzoo.spark_conf() returns them as a dict.")
+    _add_engine(p, default=None)
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of flags")
+    _add_master(p)
+    p.set_defaults(func=cmd_spark_conf)
 
     p = sub.add_parser("bench", help="run a benchmark from benchmarks/ (a table, then one JSON line)")
     p.add_argument("which", choices=BENCHMARKS, help="which benchmark (bench_<which>.py)")

@@ -1,22 +1,26 @@
-"""Atomic dataset writes: write beside the target, then rename into place."""
+"""Dataset I/O on any Hadoop file system: atomic Parquet writes and row counts."""
 from __future__ import annotations
 
 import logging
 import os
-import uuid
+from typing import Mapping
 
 from pyspark.sql import DataFrame
 
+from cxrzoo.atomic import local_path, replace, write_text
+
 log = logging.getLogger(__name__)
 
+__all__ = ["local_path", "parquet_rows", "write_parquet_atomic"]
 
-def write_parquet_atomic(df: DataFrame, out: str) -> str:
+
+def write_parquet_atomic(df: DataFrame, out: str, files: Mapping[str, str] | None = None) -> str:
     """Write ``df`` as Parquet at ``out`` so that readers see the old data or all of the new, never part.
 
-    Spark writes into ``<out>._tmp-<id>`` (its own commit protocol makes that
-    complete or absent); the old ``out`` is then removed and the new one renamed
-    in.  A job killed mid-way leaves only a temporary directory that the next
-    run ignores; rerunning never duplicates rows.
+    Spark writes into a hidden sibling of ``out`` (its own commit protocol makes that complete or
+    absent), ``files`` (name → text, e.g. a report) are added to it, and it replaces ``out`` by
+    :func:`cxrzoo.atomic.replace`.  A job killed mid-way leaves only hidden siblings, removed by the
+    next write; rerunning never duplicates rows.
 
     Returns
     -------
@@ -24,30 +28,15 @@ def write_parquet_atomic(df: DataFrame, out: str) -> str:
         ``out``.
     """
     spark = df.sparkSession
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    target = jvm.org.apache.hadoop.fs.Path(out)
-    fs = target.getFileSystem(conf)
-    tmp_name = f"{out.rstrip('/')}._tmp-{uuid.uuid4().hex[:8]}"
-    tmp = jvm.org.apache.hadoop.fs.Path(tmp_name)
-    try:
-        df.write.parquet(tmp_name)
-        if fs.exists(target):
-            fs.delete(target, True)
-        if not fs.rename(tmp, target):
-            raise OSError(f"could not rename {tmp_name} to {out}")
-    finally:
-        if fs.exists(tmp):
-            fs.delete(tmp, True)
+
+    def write(tmp: str) -> None:
+        df.write.parquet(tmp)
+        for name, text in (files or {}).items():
+            write_text(f"{tmp.rstrip('/')}/{name}", text, spark)
+
+    replace(out, write, spark)
     log.info("wrote %s", out)
     return out
-
-
-def local_path(path: str) -> str | None:
-    """The local file-system path named by ``path`` (plain or ``file:``), or None for other file systems."""
-    if "://" in path and not path.startswith("file://"):
-        return None
-    return path.removeprefix("file://").removeprefix("file:")
 
 
 def parquet_rows(spark, path: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,6 +17,8 @@ from cxrzoo.export import export_openvino
 from cxrzoo.ingest import IngestReport, image_files, read_nih_with_report
 from cxrzoo.io import parquet_rows, write_parquet_atomic
 from cxrzoo.labels import LABELS
+from cxrzoo.models.modeldir import read_card as read_model_card
+from cxrzoo.normalization import normalization_of
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.score import OpenVINOScorer, read_card
 from cxrzoo.train import CXREstimator, CXRModel
@@ -27,11 +30,10 @@ def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 
            split: str | None = None) -> IngestReport:
     """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``."""
     df, report = read_nih_with_report(spark, images, labels, size=size, split=split)
-    write_parquet_atomic(df, out)
+    write_parquet_atomic(df, out, files={"_ingest_report.json": json.dumps(report.as_dict(), indent=1) + "\n"})
     errors = spark.read.parquet(out).where(F.col("error").isNotNull()).select("error").limit(5).collect()
     for row in errors:
         log.warning("ingest: %s", row.error)
-    Path(out, "_ingest_report.json").write_text(json.dumps(report.as_dict(), indent=1) + "\n")
     return report
 
 
@@ -59,7 +61,8 @@ def train(spark: SparkSession, data: str, out: str, validation: str | None = Non
 
     model_name = params.get("modelName", "tiny")
     if params.get("normalization") is None:
-        params["normalization"] = "caffe" if get_config(model_name).std == (1.0, 1.0, 1.0) else "imagenet"
+        config = get_config(model_name)
+        params["normalization"] = normalization_of(config.mean, config.std)
     own_ckpt = not params.get("checkpointDir")
     if own_ckpt:
         params["checkpointDir"] = out.rstrip("/") + ".ckpt"
@@ -76,11 +79,36 @@ def train(spark: SparkSession, data: str, out: str, validation: str | None = Non
     return model
 
 
+def model_engine(model_dir: str) -> str | None:
+    """The engine that trained the model at ``model_dir`` when it is installed here, else None."""
+    from cxrzoo.engine.base import engine_class
+
+    name = read_model_card(model_dir).get("engine", "")
+    try:
+        return name if engine_class(name).available() is None else None
+    except ValueError:  # an engine this cxrzoo does not know
+        return None
+
+
 def evaluate(spark: SparkSession, model_dir: str, data: str, bootstrap: int = 1000) -> AucReport:
     """Per-disease AUC (with ``bootstrap`` resamples for 95 % CIs) of a saved model on an ingested Parquet
-    dataset (center crop, no augmentation)."""
-    model = CXRModel.load(model_dir)
+    dataset (center crop, no augmentation).
+
+    The forward pass runs on the engine that trained the model; where that engine is not installed,
+    on OpenVINO, built from the directory's engine-neutral weights (the same graph ``cxrzoo export`` writes).
+    """
     df = spark.read.parquet(data)
+    if model_engine(model_dir) is None:
+        card = read_model_card(model_dir)
+        log.info("evaluate: the %r engine that trained %s is not installed here; running the forward pass "
+                 "with OpenVINO from its engine-neutral weights", card.get("engine"), model_dir)
+        with tempfile.TemporaryDirectory(prefix="cxrzoo-eval-ir-") as tmp:
+            ir = export_openvino(model_dir, Path(tmp) / "ir")
+            if _image_size(df) != int(card.get("image_size") or 256):
+                raise ValueError(f"{data} holds {_image_size(df)}² images but {model_dir} was trained on "
+                                 f"{card.get('image_size')}² ones; re-ingest with --size {card.get('image_size')}")
+            return evaluate_auc(OpenVINOScorer(modelDir=str(ir)).transform(df), bootstrap=bootstrap)
+    model = CXRModel.load(model_dir)
     if model.getPreprocessor() is None:  # trained on given features: apply the same chain without augmentation
         prep = CXRPreprocessor(cropSize=model.spec.input_size, normalization=model.getNormalization(), augment=False)
         df = prep.transform(df)

@@ -3,11 +3,7 @@ from __future__ import annotations
 
 from pyspark.ml.param import Param, Params, TypeConverters
 
-NORMALIZATIONS = {
-    # per output channel: (mean, std) on 0–255 pixels
-    "caffe": ((123.68, 116.779, 103.939), (1.0, 1.0, 1.0)),  # the seed's mean subtraction
-    "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),  # torchvision's mean/std
-}
+from cxrzoo.normalization import CAFFE_MEAN, NORMALIZATIONS
 
 
 def _one_of(name: str, allowed) -> callable:
@@ -65,7 +61,7 @@ class HasNormalization(Params):
     """Mixin for param normalization: channel normalization, 'caffe' (seed) or 'imagenet'."""
 
     normalization = Param(Params._dummy(), "normalization",
-                          "channel normalization: 'caffe' subtracts (123.68, 116.779, 103.939) as the seed did; "
+                          f"channel normalization: 'caffe' subtracts {CAFFE_MEAN} as the seed did; "
                           "'imagenet' uses torchvision's mean/std",
                           typeConverter=_one_of("normalization", NORMALIZATIONS))
 
@@ -108,15 +104,19 @@ class HasTrainingParams(Params):
                     typeConverter=_probability("dropout"))
     l2 = Param(Params._dummy(), "l2", "L2 penalty on the classifier's weight and bias (the seed's head; 0: none)",
                typeConverter=TypeConverters.toFloat)
-    engine = Param(Params._dummy(), "engine", "training engine: 'bigdl' (BigDL on the engine type the session "
-                   "runs), or 'mklblas' / 'mkldnn' to require that BigDL engine type (a JVM-wide setting: "
-                   "cxrzoo.get_spark(bigdl_engine=...) or CXRZOO_BIGDL_ENGINE)",
-                   typeConverter=_one_of("engine", {"bigdl", "mklblas", "mkldnn"}))
+    engine = Param(Params._dummy(), "engine", "training engine, a name from cxrzoo.engine.base.engine_names() "
+                   "(e.g. 'bigdl'); its own options are Params named after it (bigdlEngineType)",
+                   typeConverter=TypeConverters.toString)
+    bigdlEngineType = Param(Params._dummy(), "bigdlEngineType",
+                            "BigDL's compute engine, 'mkldnn' (default: every backbone trains on it) or 'mklblas' "
+                            "(MKL-BLAS; exhausts the heap on ResNet-50 and DenseNet-121); a JVM-wide setting that "
+                            "the SparkSession must start with (cxrzoo spark-conf --engine bigdl)",
+                            typeConverter=_one_of("bigdlEngineType", {"mklblas", "mkldnn"}))
 
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(epochs=10, batchSize=32, learningRate=1e-3, optimizer="adam", dropout=0.2, engine="bigdl",
-                         l2=0.0)
+                         l2=0.0, bigdlEngineType="mkldnn")
 
     def getEpochs(self) -> int:
         """Gets the value of epochs or its default value."""
@@ -145,6 +145,17 @@ class HasTrainingParams(Params):
     def getEngine(self) -> str:
         """Gets the value of engine or its default value."""
         return self.getOrDefault(self.engine)
+
+    def getBigdlEngineType(self) -> str:
+        """Gets the value of bigdlEngineType or its default value."""
+        return self.getOrDefault(self.bigdlEngineType)
+
+    def engine_options(self) -> dict:
+        """The engine's own options, from the Params its class maps them to."""
+        from cxrzoo.engine.base import engine_class
+
+        cls = engine_class(self.getEngine())
+        return {opt: self.getOrDefault(self.getParam(name)) for opt, name in cls.option_params().items()}
 
 
 class HasFineTuning(Params):

@@ -1,4 +1,12 @@
-"""One ready SparkSession with BigDL initialised."""
+"""The SparkSession cxrzoo runs on: the active one when there is one, else one it creates.
+
+Attaching to a session that spark-submit, a notebook or a platform started, cxrzoo sets only
+session-level (SQL) settings — Arrow above all — and checks that what cannot change on a running
+JVM is in place for the engine asked for; anything missing is named in one
+:class:`~cxrzoo.sparkconf.SparkConfigError` with the exact settings to add.  App-wide settings
+(driver memory, Python executable, Java options, class paths) are applied only to a session cxrzoo
+creates.  No training engine is imported here: engines describe their settings as data.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,11 +14,13 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from cxrzoo.javahome import ensure_java_home
+from cxrzoo.sparkconf import SparkConfigError, merge
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -18,90 +28,82 @@ _lock = threading.Lock()
 DEFAULT_DRIVER_MEMORY = "10g"  # ResNet-50 training in local mode needs more than 8 GB
 ARROW_BATCH_ROWS = 64  # 64 × 224² × 3 float32 ≈ 38 MB per Arrow batch
 _LOG4J2 = Path(__file__).with_name("data") / "log4j2.properties"
-_JAVA_LOG_OPTS = f"-Dlog4j2.configurationFile=file:{_LOG4J2} -Dbigdl.utils.LoggerFilter.disable=true"
+_JAVA_LOG_OPTS = f"-Dlog4j2.configurationFile=file:{_LOG4J2}"
+
+# session-level settings cxrzoo needs (set on any session it runs on)
+REQUIRED_SESSION = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.pythonUDF.arrow.enabled": "true",
+}
+# session-level settings cxrzoo prefers (set where the user has not set them)
+PREFERRED_SESSION = {
+    "spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.files.maxPartitionBytes": "32m",  # ≈ 80 NIH PNGs per ingest task
+    # count an image file at about its size, not 4 MB, so tasks hold dozens of PNGs, not seven
+    "spark.sql.files.openCostInBytes": "512k",
+    # listing an explicit list of image paths: on the driver up to 1024, then in at most 64 tasks
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
+    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "64",
+}
 
 
-BIGDL_ENGINES = ("mklblas", "mkldnn")
+def _engine(name: str, options: Mapping[str, Any]):
+    from cxrzoo.engine.base import engine_class
+
+    cls = engine_class(name)
+    return cls(**{k: v for k, v in options.items() if k in cls.option_names()})
 
 
-def local_cores(master: str) -> int | None:
-    """Cores of a ``local[N]`` / ``local[*]`` / ``local`` master (capped at the machine's), else None."""
-    if master == "local":
-        return 1
-    if not master.startswith("local["):
-        return None
-    n = master[len("local["):].split("]")[0].split(",")[0]
-    machine = os.cpu_count() or 1
-    return machine if n == "*" else max(1, min(int(n), machine))
+def _installed_engines() -> list[str]:
+    from cxrzoo.engine.base import engine_class, engine_names
+
+    return [n for n in engine_names() if engine_class(n).available() is None]
 
 
-def mkldnn_threads_env(master: str, executor_cores: int | None) -> dict[str, str]:
-    """OpenMP settings for BigDL's MKL-DNN engine: one model per JVM computing on every core it owns.
-
-    BigDL's Python defaults (one OpenMP thread, ``KMP_AFFINITY=compact``) suit its MKL-BLAS engine,
-    which runs one single-threaded model per core; its MKL-DNN engine runs one model per JVM, so they
-    leave it on one core (measured: ResNet-50 bs16 forward + backward 2.25 s per iteration on 2 cores,
-    1.3 s with two unpinned threads; two threads *with* the compact pinning took 10.4 s, both on one core).
-    BigDL's ``KMP_BLOCKTIME=0`` puts the threads to sleep after every layer; Intel's default 200 ms
-    keeps them awake through an iteration (MobileNetV2 bs16: 19 → 22-24 images/s) and still frees
-    the cores for Python workers soon after training (``infinite`` measured 25-26 but never sleeps).
-    Empty when the cores per JVM are unknown (a cluster master without ``executor_cores``).
-    """
-    threads = local_cores(master) or executor_cores
-    if not threads:
-        return {}
-    return {"OMP_NUM_THREADS": str(threads), "KMP_AFFINITY": "disabled", "KMP_BLOCKTIME": "200"}
-
-
-def _bigdl_classpath() -> str:
-    import bigdl
-
-    share = Path(bigdl.__path__[0]) / "share"
-    return ":".join(str(p) for p in sorted(share.glob("*/lib/*.jar")))
-
-
-def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory: str = DEFAULT_DRIVER_MEMORY,
+def spark_conf(master: str | None = None, app_name: str = "cxrzoo", driver_memory: str = DEFAULT_DRIVER_MEMORY,
                executor_cores: int | None = None, executor_memory: str | None = None,
                num_executors: int | None = None, extra: Mapping[str, str] | None = None,
-               bigdl_engine: str = "mklblas") -> dict[str, str]:
-    """The Spark configuration cxrzoo runs with, as a plain dict (see :func:`get_spark`)."""
-    if bigdl_engine not in BIGDL_ENGINES:
-        raise ValueError(f"bigdl_engine must be one of {BIGDL_ENGINES}, not {bigdl_engine!r}")
-    # deep graphs (DenseNet's 58 concatenations) overflow the default 1 MB stack in BigDL's MKL-DNN conversion
-    java_opts = f"{_JAVA_LOG_OPTS} -Xss64m -Dbigdl.engineType={bigdl_engine}"
-    threads = mkldnn_threads_env(master, executor_cores).get("OMP_NUM_THREADS") if bigdl_engine == "mkldnn" else None
-    if threads:
-        java_opts += f" -Dbigdl.mklNumThreads={threads}"
+               engine: str | None = None, **engine_options: Any) -> dict[str, str]:
+    """The Spark configuration cxrzoo runs with, as a dict for ``SparkSession.builder`` or spark-submit.
+
+    Parameters
+    ----------
+    master : str, optional
+        Default ``$CXRZOO_MASTER`` or ``local[*]``.
+    app_name, driver_memory, executor_cores, executor_memory, num_executors : optional
+        Application name and sizing.
+    extra : mapping, optional
+        Settings applied last (Java options and class paths are joined, not replaced).
+    engine : str, optional
+        Add what this training engine needs at JVM start (e.g. ``"bigdl"``: its jars and engine type).
+    **engine_options
+        The engine's own options (BigDL: ``engine_type="mklblas"|"mkldnn"``).
+
+    Examples
+    --------
+    >>> conf = spark_conf(master="local[2]")
+    >>> conf["spark.sql.execution.arrow.pyspark.enabled"]
+    'true'
+    """
+    master = master or os.environ.get("CXRZOO_MASTER", "local[*]")
     conf = {
         "spark.master": master,
         "spark.app.name": app_name,
         "spark.driver.memory": driver_memory,
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
-        "spark.sql.execution.pythonUDF.arrow.enabled": "true",
-        "spark.sql.shuffle.partitions": "8",
+        **REQUIRED_SESSION,
+        **PREFERRED_SESSION,
         "spark.ui.showConsoleProgress": "false",
         "spark.python.worker.reuse": "true",
-        "spark.sql.files.maxPartitionBytes": "32m",  # ≈ 80 NIH PNGs per ingest task
-        # count an image file at about its size, not 4 MB, so tasks hold dozens of PNGs, not seven
-        "spark.sql.files.openCostInBytes": "512k",
-        # listing an explicit list of image paths: on the driver up to 1024, then in at most 64 tasks
-        "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
-        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "64",
         "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
-        # BigDL's jar carries a log4j2-test.xml that logs everything at INFO to stdout: use ours instead
-        # (and BigDL's engine type, a JVM-wide setting: mklblas or mkldnn)
-        "spark.driver.extraJavaOptions": java_opts,
-        "spark.executor.extraJavaOptions": java_opts,
+        # cxrzoo's log4j2 config: JVM logs at WARN on stderr (a jar on the class path may carry a
+        # log4j2-test.xml that logs everything at INFO to stdout)
+        "spark.driver.extraJavaOptions": _JAVA_LOG_OPTS,
+        "spark.executor.extraJavaOptions": _JAVA_LOG_OPTS,
     }
     if master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
-    else:
-        # BigDL's classes must come from the executors' system class path: loaded through spark.jars,
-        # Java's deserialization of Scala lambdas inside BigDL's RDDs fails (ClassCastException of a
-        # SerializedLambda).  The jars sit in the bigdl package, installed alike on every node.
-        conf["spark.executor.extraClassPath"] = _bigdl_classpath()
     if executor_cores:
         conf["spark.executor.cores"] = str(executor_cores)
         conf["spark.cores.max"] = str(executor_cores * (num_executors or 1))
@@ -109,66 +111,90 @@ def spark_conf(master: str = "local[*]", app_name: str = "cxrzoo", driver_memory
         conf["spark.executor.memory"] = executor_memory
     if num_executors:
         conf["spark.executor.instances"] = str(num_executors)
-    conf.update(extra or {})
-    return conf
+    if engine:
+        conf = merge(conf, _engine(engine, engine_options).spark_settings(master, executor_cores))
+    return merge(conf, extra or {})
+
+
+def _attach(spark: SparkSession, engine: str | None, engine_options: Mapping[str, Any]) -> SparkSession:
+    """Set the session-level settings cxrzoo needs on ``spark``; check the static ones of ``engine``."""
+    user = spark.sparkContext.getConf()
+    for key, value in REQUIRED_SESSION.items():
+        spark.conf.set(key, value)
+    for key, value in PREFERRED_SESSION.items():
+        if not user.contains(key):
+            spark.conf.set(key, value)
+    if engine:
+        gaps = _engine(engine, engine_options).check_session(spark)
+        if gaps:
+            raise SparkConfigError(gaps, f"the {engine!r} engine")
+    return spark
+
+
+def _create(master: str | None, conf: Mapping[str, str], engine: str | None,
+            engine_options: Mapping[str, Any], **sizing: Any) -> SparkSession:
+    ensure_java_home()
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    resolved = master or os.environ.get("CXRZOO_MASTER", "local[*]")
+    if resolved.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # a session cxrzoo creates carries what every installed engine needs at JVM start (not imported
+    # or initialised: that happens when training or prediction is asked for), so any of them can train later
+    engines = [engine] if engine else _installed_engines()
+    settings = spark_conf(resolved, extra=conf, **sizing)
+    for name in engines:
+        eng = _engine(name, engine_options)
+        settings = merge(settings, eng.spark_settings(resolved, sizing.get("executor_cores")))
+        for key, value in eng.process_env(resolved, sizing.get("executor_cores")).items():
+            if key not in os.environ or key not in eng.user_env:  # inherited by the JVM about to start
+                os.environ[key] = value
+    settings = merge(settings, conf)
+    builder = SparkSession.builder
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s on %s", spark.version, spark.sparkContext.master)
+    return spark
 
 
 def get_spark(master: str | None = None, app_name: str = "cxrzoo", driver_memory: str = DEFAULT_DRIVER_MEMORY,
               executor_cores: int | None = None, executor_memory: str | None = None,
               num_executors: int | None = None, conf: Mapping[str, str] | None = None,
-              bigdl_engine: str | None = None) -> SparkSession:
-    """Return the SparkSession with BigDL initialised, creating it on first call.
+              engine: str | None = None, **engine_options: Any) -> SparkSession:
+    """The active SparkSession, made ready for cxrzoo; a new one when none is running.
 
     Parameters
     ----------
     master : str, optional
-        Spark master URL; default ``$CXRZOO_MASTER`` or ``local[*]``.
-    app_name : str
-        Application name.
-    driver_memory : str
-        Driver JVM heap (default 10g: local ResNet-50 training needs > 8 GB).
-    executor_cores, executor_memory, num_executors : optional
-        Executor sizing for cluster masters.
+        Spark master URL for a new session; default ``$CXRZOO_MASTER`` or ``local[*]``.
+    app_name, driver_memory, executor_cores, executor_memory, num_executors : optional
+        Sizing of a new session (ignored, with a warning for the master, on a running one).
     conf : mapping, optional
-        Extra Spark settings, applied last.
-    bigdl_engine : {"mklblas", "mkldnn"}, optional
-        BigDL's compute engine for every model of this JVM; default ``$CXRZOO_BIGDL_ENGINE`` or
-        ``mklblas``.  ``mkldnn`` runs training through BigDL's MKL-DNN IR (nn-API graphs only).
+        Extra Spark settings for a new session, applied last.
+    engine : str, optional
+        The training engine about to be used: a running session is checked for its JVM-start
+        settings; a new one gets them (by default it gets those of every installed engine).
+    **engine_options
+        The engine's own options (BigDL: ``engine_type``).
 
-    Returns
-    -------
-    pyspark.sql.SparkSession
-        The same session on every call; settings of later calls are ignored
-        (a warning names the master in use if it differs).
+    Raises
+    ------
+    SparkConfigError
+        The running session lacks settings that cannot change once Spark has started; the message
+        names each with its value.
     """
     with _lock:
         active = SparkSession.getActiveSession()
-        if active is not None and getattr(get_spark, "_bigdl_ready", False):
+        if active is None and SparkContext._active_spark_context is not None:
+            active = SparkSession.builder.getOrCreate()  # a context without a session: wrap it
+        if active is not None:
             if master and active.sparkContext.master != master:
-                log.warning("a SparkSession on %s is already running; %s ignored", active.sparkContext.master, master)
-            return active
-        ensure_java_home()
-        os.environ["PYSPARK_PYTHON"] = sys.executable
-        os.environ.setdefault("KMP_SETTINGS", "0")  # BigDL defaults to 1, which dumps every OpenMP setting
-        resolved = master or os.environ.get("CXRZOO_MASTER", "local[*]")
-        if resolved.startswith("local"):
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        from bigdl.dllib.nncontext import init_nncontext, init_spark_conf
-
-        engine = bigdl_engine or os.environ.get("CXRZOO_BIGDL_ENGINE", "mklblas")
-        settings = spark_conf(resolved, app_name, driver_memory, executor_cores, executor_memory, num_executors,
-                              conf, engine)
-        if engine == "mkldnn":  # BigDL's init copies these to the driver's and the executors' environment
-            for key, value in mkldnn_threads_env(resolved, executor_cores).items():
-                if key != "KMP_BLOCKTIME" or key not in os.environ:  # a user's own block time is kept
-                    os.environ[key] = value
-        python_home = os.environ.get("PYTHONHOME")
-        sc = init_nncontext(init_spark_conf(settings), redirect_spark_log=False, spark_log_level="WARN")
-        # BigDL points PYTHONHOME at the venv, which breaks every Python subprocess started later
-        if python_home is None:
-            os.environ.pop("PYTHONHOME", None)
-        spark = SparkSession.builder.getOrCreate()
-        get_spark._bigdl_ready = True  # type: ignore[attr-defined]
-        log.info("Spark %s on %s with BigDL ready", spark.version, sc.master)
-        return spark
+                log.warning("a SparkSession on %s is already running; %s ignored", active.sparkContext.master,
+                            master)
+            return _attach(active, engine, engine_options)
+        spark = _create(master, conf or {}, engine, engine_options, app_name=app_name,
+                        driver_memory=driver_memory, executor_cores=executor_cores,
+                        executor_memory=executor_memory, num_executors=num_executors)
+        return _attach(spark, engine, engine_options)

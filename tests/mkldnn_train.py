@@ -19,8 +19,8 @@ SIZES = {"inception_v3": 139, "mobilenet_v2": 96}  # 32² for the others (Mobile
 
 
 def main() -> None:
-    spark = get_spark(master="local[2]", driver_memory="10g", bigdl_engine="mkldnn")
-    engine = get_engine("mkldnn")
+    spark = get_spark(master="local[2]", driver_memory="10g", engine="bigdl", engine_type="mkldnn")
+    engine = get_engine("bigdl", engine_type="mkldnn")
     for name in sys.argv[1:]:
         size = SIZES.get(name, 32)
         spec = create_spec(name, num_classes=14, dropout=0.0, input_size=size)

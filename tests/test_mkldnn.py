@@ -34,6 +34,9 @@ def test_backbone_trains_on_mkldnn(name):
 
 def test_asking_for_the_engine_the_jvm_does_not_run_is_a_clear_error(spark):
     from cxrzoo.models import create_spec
+    from cxrzoo.sparkconf import SparkConfigError
 
-    with pytest.raises(RuntimeError, match="bigdl_engine='mkldnn'"):
-        get_engine("mkldnn").build(create_spec("tiny", input_size=32))
+    assert spark.sparkContext._jvm.System.getProperty("bigdl.engineType") == "mkldnn"  # the default
+    with pytest.raises(SparkConfigError, match="-Dbigdl.engineType=mklblas") as e:
+        get_engine("bigdl", engine_type="mklblas").build(create_spec("tiny", input_size=32))
+    assert "bigdlEngineType='mkldnn'" in str(e.value) and "spark.driver.extraJavaOptions" in str(e.value)

@@ -41,13 +41,13 @@ def test_int8_export_is_checked_against_fp32(ingested, model_dir, tmp_path):
 def test_precision_check_refuses_a_large_auc_drop(ingested, model_dir):
     from cxrzoo.export.graph import build_openvino_model
     from cxrzoo.models import create_spec
-    from cxrzoo.params import NORMALIZATIONS
-    from cxrzoo.train import load_weights
+    from cxrzoo.normalization import NORMALIZATIONS
+    from cxrzoo.models.modeldir import read_weights
 
     mean, std = NORMALIZATIONS["caffe"]
-    good = build_openvino_model(create_spec("tiny", input_size=64), load_weights(f"{model_dir}/weights.npz"), 72,
+    good = build_openvino_model(create_spec("tiny", input_size=64), read_weights(model_dir), 72,
                                 mean, std)
-    w = load_weights(f"{model_dir}/weights.npz")
+    w = read_weights(model_dir)
     w["fc"]["weight"] = -w["fc"]["weight"]  # a "reduced" model that ranks everything the other way round
     bad = build_openvino_model(create_spec("tiny", input_size=64), w, 72, mean, std)
     x, y = read_labelled_images(ingested, 72)

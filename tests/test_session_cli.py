@@ -7,7 +7,8 @@ from pathlib import Path
 
 from cxrzoo.cli import build_parser
 from cxrzoo.javahome import MIN_JAVA, find_java_home, java_version
-from cxrzoo.session import get_spark, local_cores, mkldnn_threads_env, spark_conf
+from cxrzoo.engine.bigdl_session import local_cores, threads_env
+from cxrzoo.session import get_spark, spark_conf
 
 BIN = Path(sys.executable).parent
 
@@ -18,6 +19,10 @@ def test_same_session_twice_with_arrow_and_bigdl(spark):
     assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
     assert int(spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")) <= 256
     assert conf.get("spark.executorEnv.PYSPARK_PYTHON") == sys.executable
+    from cxrzoo.engine.base import get_engine
+    from cxrzoo.models import create_spec
+
+    get_engine("bigdl").build(create_spec("tiny", input_size=32))  # BigDL is initialised on first use
     from bigdl.dllib.utils.common import get_node_and_core_number
 
     nodes, cores = get_node_and_core_number()
@@ -34,11 +39,16 @@ def test_conf_options():
 def test_mkldnn_engine_computes_on_every_core():
     """BigDL's MKL-DNN engine runs one model per JVM: its OpenMP threads must cover the JVM's cores, unpinned."""
     assert local_cores("local") == 1 and local_cores("local[1]") == 1 and local_cores("spark://h:7077") is None
-    assert mkldnn_threads_env("spark://h:7077", 4)["OMP_NUM_THREADS"] == "4"
-    assert mkldnn_threads_env("spark://h:7077", None) == {}
-    assert "-Dbigdl.mklNumThreads=2" in spark_conf("local[2]", bigdl_engine="mkldnn")["spark.driver.extraJavaOptions"]
-    assert "mklNumThreads" not in spark_conf("local[2]")["spark.driver.extraJavaOptions"]
-    probe = ("import os; from cxrzoo.session import get_spark; sc = get_spark('local[2]', bigdl_engine='mkldnn')"
+    assert threads_env("spark://h:7077", 4, "mkldnn")["OMP_NUM_THREADS"] == "4"
+    assert "OMP_NUM_THREADS" not in threads_env("spark://h:7077", None, "mkldnn")
+    conf = spark_conf("local[2]", engine="bigdl", engine_type="mkldnn")
+    assert "-Dbigdl.mklNumThreads=2" in conf["spark.driver.extraJavaOptions"]
+    assert "mklNumThreads" not in spark_conf("local[2]", engine="bigdl", engine_type="mklblas")[
+        "spark.driver.extraJavaOptions"]
+    probe = ("import os; from cxrzoo.session import get_spark; from cxrzoo.engine.base import get_engine; "
+             "from cxrzoo.models import create_spec; "
+             "spark = get_spark('local[2]', engine='bigdl', engine_type='mkldnn'); "
+             "get_engine('bigdl', engine_type='mkldnn').build(create_spec('tiny', input_size=32)); sc = spark"
              ".sparkContext; print(sc._jvm.com.intel.analytics.bigdl.mkl.MKL.getMklNumThreads(), "
              "os.environ['KMP_AFFINITY'], sc.getConf().get('spark.executorEnv.OMP_NUM_THREADS'))")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}  # a fresh JVM

@@ -12,7 +12,8 @@ from cxrzoo.export import WeightMismatchError, export_openvino
 from cxrzoo.labels import LABELS
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.score import NotAnIRDirError, OpenVINOScorer, load_scorer
-from cxrzoo.train import CXREstimator, CXRModel, ModelDirError, load_weights
+from cxrzoo.models.modeldir import read_weights
+from cxrzoo.train import CXREstimator, CXRModel, ModelDirError
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_export_refuses_mismatched_weights(trained, tmp_path):
     from cxrzoo.models import create_spec
 
     _, path = trained
-    w = load_weights(f"{path}/weights.npz")
+    w = read_weights(path)
     del w["conv2"]
     w["fc"]["weight"] = w["fc"]["weight"][:, :5]
     with pytest.raises(WeightMismatchError, match=r"(?s)2 weight mismatch.*conv2/weight: missing.*fc/weight: shape"):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import npref
-from cxrzoo.models import (CheckpointMismatchError, UnknownModelError, create_model, create_spec, get_config,
+from cxrzoo import create_model
+from cxrzoo.models import (CheckpointMismatchError, UnknownModelError, create_spec, get_config,
                            list_models, load_pretrained)
 from cxrzoo.models.pretrained import map_state_dict
 from cxrzoo.models.spec import count_params

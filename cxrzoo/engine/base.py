@@ -5,13 +5,18 @@ An engine builds a network from a :class:`~cxrzoo.models.spec.NetSpec`, opens a
 RDD of ``(features CHW float32, labels float32)`` pairs that may change from epoch
 to epoch — per-epoch augmentation — while weights and optimizer state carry over),
 predicts on a DataFrame, saves and loads the network, and hands out its weights by
-node name so that exporters need nothing from the engine.  BigDL DLlib is the engine today
-(:mod:`cxrzoo.engine.bigdl`).
+node name so that exporters need nothing from the engine.
+
+Engines are looked up by name (:func:`get_engine`); each one's module is imported only then, and the
+library it wraps only when a network is built, trained, loaded or run.  An engine also says what a
+SparkSession needs for it (:meth:`Engine.spark_settings`, :meth:`Engine.check_session`), how it
+splits a batch (:meth:`Engine.check_batch`), and maps its own failure types to :class:`EpochFailedError`.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,14 @@ Weights = dict[str, dict[str, np.ndarray]]
 
 class EpochFailedError(RuntimeError):
     """An epoch whose result cannot be trusted (e.g. an executor was lost mid-way); retry it from a checkpoint."""
+
+
+class EngineUnavailableError(ImportError):
+    """The engine asked for is not installed (or cannot be imported) here."""
+
+
+# engines cxrzoo knows, by name → the module that registers each (imported on first use)
+ENGINE_MODULES = {"bigdl": "cxrzoo.engine.bigdl"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,38 @@ class Engine(ABC):
     """A training/inference backend."""
 
     name: str
+    artifact_name: str  # the file or directory of the engine's own format inside a model directory
+    user_env: tuple[str, ...] = ()  # of process_env(), the variables a user's own value overrides
+
+    @classmethod
+    def available(cls) -> str | None:
+        """None when the engine can run here, else why not."""
+        return None
+
+    @classmethod
+    def option_params(cls) -> dict[str, str]:
+        """Keyword options of the constructor → the estimator Param that carries each."""
+        return {}
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """Keyword options of the constructor."""
+        return tuple(cls.option_params())
+
+    def spark_settings(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
+        """Spark settings this engine needs that only take effect when the JVMs start."""
+        return {}
+
+    def process_env(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
+        """Environment variables the driver JVM should start with (applied only to a session cxrzoo creates)."""
+        return {}
+
+    def check_session(self, spark: Any) -> dict[str, str]:
+        """Of :meth:`spark_settings`, those the running session lacks (empty: the engine can run on it)."""
+        return {}
+
+    def check_batch(self, sc: Any, batch_size: int) -> None:
+        """Raise ValueError when ``batch_size`` cannot be split the way this engine trains."""
 
     @abstractmethod
     def build(self, spec: NetSpec, seed: int = 0) -> Any:
@@ -144,13 +189,36 @@ def register_engine(cls: type[Engine]) -> type[Engine]:
     return cls
 
 
-def get_engine(name: str = "bigdl") -> Engine:
-    """Instantiate the engine called ``name`` (``mklblas`` and ``mkldnn`` are BigDL requiring that engine type)."""
-    if name in ("bigdl", "mklblas", "mkldnn") and "bigdl" not in _ENGINES:
-        import cxrzoo.engine.bigdl  # noqa: F401  (registers itself)
-    if name in ("mklblas", "mkldnn"):
-        return _ENGINES["bigdl"](engine_type=name)
+def engine_names() -> list[str]:
+    """Names of the engines cxrzoo knows (installed or not)."""
+    return sorted(set(ENGINE_MODULES) | set(_ENGINES))
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The class of engine ``name``, importing its module (not the library it wraps) on first use."""
+    if name not in _ENGINES and name in ENGINE_MODULES:
+        import_module(ENGINE_MODULES[name])
     try:
-        return _ENGINES[name]()
+        return _ENGINES[name]
     except KeyError:
-        raise ValueError(f"unknown engine {name!r}; available: {sorted(_ENGINES) or ['bigdl']}") from None
+        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}") from None
+
+
+def get_engine(name: str, **options: Any) -> Engine:
+    """Instantiate the engine called ``name`` with its own ``options``.
+
+    Raises
+    ------
+    ValueError
+        For a name cxrzoo does not know, or options the engine does not take.
+    EngineUnavailableError
+        When the engine's library is not installed here.
+    """
+    cls = engine_class(name)
+    why = cls.available()
+    if why is not None:
+        raise EngineUnavailableError(f"engine {name!r} is not available: {why}")
+    unknown = set(options) - set(cls.option_names())
+    if unknown:
+        raise ValueError(f"engine {name!r} takes no options {sorted(unknown)}; it takes {list(cls.option_names())}")
+    return cls(**options)

@@ -8,6 +8,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from cxrzoo.engine import bigdl_session as bs
 from cxrzoo.engine.base import Engine, TrainConfig, Trainer, Weights, register_engine
 from cxrzoo.engine.bigdl_trainer import BigDLTrainer
 from cxrzoo.models.spec import NetSpec, pair, param_shapes, spatial_sizes
@@ -19,13 +20,6 @@ def _layers():
     from bigdl.dllib.nn import layer as L
 
     return L
-
-
-def _engine_type() -> str:
-    from pyspark import SparkContext
-
-    sc = SparkContext._active_spark_context
-    return str(sc._jvm.System.getProperty("bigdl.engineType", "mklblas")) if sc is not None else "mklblas"
 
 
 def _channels(spec: NetSpec, name: str) -> int:
@@ -123,21 +117,51 @@ class BigDLEngine(Engine):
     """Train with BigDL's DistriOptimizer over the Spark cluster; predict with NNModel."""
 
     name = "bigdl"
+    artifact_name = "net.bigdl"
+    user_env = ("KMP_BLOCKTIME",)
 
-    def __init__(self, engine_type: str | None = None) -> None:
+    def __init__(self, engine_type: str = bs.DEFAULT_ENGINE_TYPE) -> None:
+        if engine_type not in bs.ENGINE_TYPES:
+            raise ValueError(f"bigdlEngineType must be one of {bs.ENGINE_TYPES}, not {engine_type!r}")
         self.engine_type = engine_type
 
+    @classmethod
+    def available(cls) -> str | None:
+        return bs.unavailable()
+
+    @classmethod
+    def option_params(cls) -> dict[str, str]:
+        return {"engine_type": "bigdlEngineType"}
+
+    def spark_settings(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
+        return bs.spark_settings(master, executor_cores, self.engine_type)
+
+    def process_env(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
+        return bs.threads_env(master, executor_cores, self.engine_type)
+
+    def check_session(self, spark: Any) -> dict[str, str]:
+        return bs.check(spark, self.engine_type)
+
+    def check_batch(self, sc: Any, batch_size: int) -> None:
+        """BigDL splits each global batch evenly over the executor cores."""
+        cores = sc.defaultParallelism
+        if batch_size % cores:
+            lo, hi = max(cores, batch_size // cores * cores), (batch_size // cores + 1) * cores
+            raise ValueError(f"batchSize {batch_size} is not a multiple of the {cores} executor cores (BigDL gives "
+                             f"every core the same share of a batch); use {lo} or {hi}")
+
+    def _ready(self) -> None:
+        """Import and initialise BigDL on the active session (once)."""
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            raise RuntimeError("BigDL needs a running SparkSession: call cxrzoo.get_spark() first")
+        bs.initialise(spark, self.engine_type)
+
     def build(self, spec: NetSpec, seed: int = 0) -> Any:
-        from bigdl.dllib.utils.common import init_engine
-
-        running = _engine_type()
-        if self.engine_type and running != self.engine_type:
-            raise RuntimeError(f"BigDL runs the {running} engine in this JVM but {self.engine_type} was asked for; "
-                               f"start Spark with cxrzoo.get_spark(bigdl_engine={self.engine_type!r}) or "
-                               f"CXRZOO_BIGDL_ENGINE={self.engine_type} (a JVM-wide setting)")
-        init_engine()
-
-        net, layers, fixed = _build_graph(spec, relu6_as_relus=_engine_type() == "mkldnn")
+        self._ready()
+        net, layers, fixed = _build_graph(spec, relu6_as_relus=self.engine_type == "mkldnn")
         net.set_name("cxrzoo_net")  # BigDL keys optimizer state by model name: stable across processes (resume)
         net.set_seed(seed)
         net.reset()
@@ -177,10 +201,12 @@ class BigDLEngine(Engine):
             net.freeze(keep)
 
     def trainer(self, net: Any, spec: NetSpec, config: TrainConfig) -> Trainer:
+        self._ready()
         return BigDLTrainer(net, spec, config, self)
 
     def predict(self, net: Any, spec: NetSpec, df: DataFrame, features_col: str, output_col: str,
                 batch_size: int = 64) -> DataFrame:
+        self._ready()
         from bigdl.dllib.nn.layer import Sequential, Sigmoid
         from bigdl.dllib.nnframes import NNModel
 
@@ -196,6 +222,7 @@ class BigDLEngine(Engine):
         net.saveModel(path, over_write=True)
 
     def load(self, path: str, spec: NetSpec) -> Any:
+        self._ready()
         from bigdl.dllib.nn.layer import Model
 
         return Model.loadModel(path)

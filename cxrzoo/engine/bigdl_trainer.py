@@ -26,6 +26,7 @@ from pyspark.rdd import RDD
 from cxrzoo.engine import bigdl_jvm as jvmu
 from cxrzoo.engine.base import EpochFailedError, EpochStats, TrainConfig, Trainer
 from cxrzoo.models.spec import NetSpec
+from cxrzoo.models.weights import load_weights, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,15 @@ class BigDLTrainer(Trainer):
         self._parts = parts
 
     def train_epoch(self, data: RDD, epoch: int) -> EpochStats:
+        from py4j.protocol import Py4JError
+
+        try:
+            return self._train_epoch(data, epoch)
+        except Py4JError as e:  # a failed Spark job inside BigDL (lost executor, killed task)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise EpochFailedError(f"BigDL's epoch {epoch + 1} failed: {first}") from e
+
+    def _train_epoch(self, data: RDD, epoch: int) -> EpochStats:
         from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer, SeveralIteration, TrainSummary
 
         sc = data.context
@@ -220,9 +230,7 @@ class BigDLTrainer(Trainer):
                           iteration_images_per_s=tuple(thr))
 
     def save_state(self, path: Path) -> None:
-        from cxrzoo.train.persist import flatten_weights
-
-        np.savez(path / "weights.npz", **flatten_weights(self.engine.weights(self.net, self.spec)))
+        save_weights(path / "weights.safetensors", self.engine.weights(self.net, self.spec))
         jvmu.jvm_write(self._sc, self._optim.value, path / "optim_driver.ser")
         if self._parts is not None:
             jvmu.jvm_write(self._sc, self._parts, path / "optim_partitions.ser")
@@ -231,9 +239,7 @@ class BigDLTrainer(Trainer):
     def load_state(self, path: Path) -> None:
         from bigdl.dllib.optim.optimizer import OptimMethod
 
-        from cxrzoo.train.persist import load_weights
-
-        self.engine.set_weights(self.net, self.spec, load_weights(path / "weights.npz"))
+        self.engine.set_weights(self.net, self.spec, load_weights(path / "weights.safetensors"))
         self._optim = OptimMethod(jvmu.jvm_read(self._sc, path / "optim_driver.ser"), "float")
         parts = path / "optim_partitions.ser"
         self._parts = jvmu.jvm_read(self._sc, parts) if parts.exists() else None

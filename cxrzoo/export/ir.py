@@ -5,8 +5,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import openvino as ov
@@ -17,8 +15,9 @@ from cxrzoo.irformat import CARD, XML
 from cxrzoo.export.precision import (CALIBRATION_IMAGES, PRECISIONS, PrecisionRefusedError, check_precision,
                                      cpu_supports_bf16, quantize_int8, read_labelled_images)
 from cxrzoo.models import create_spec
-from cxrzoo.params import NORMALIZATIONS
-from cxrzoo.train.persist import ModelDirError, load_weights
+from cxrzoo.atomic import replace
+from cxrzoo.models.modeldir import read_card, read_weights
+from cxrzoo.normalization import NORMALIZATIONS
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,8 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
                     calibration: str | os.PathLike | None = None, check: str | os.PathLike | None = None) -> Path:
     """Export a ``CXRModel`` directory to OpenVINO IR.
 
-    Needs neither Spark nor BigDL: it reads ``model.json`` and ``weights.npz`` (and, for a reduced
-    precision, ingested Parquet with pyarrow).
+    Needs neither Spark nor a training engine: it reads the model directory's card and engine-neutral
+    weights (:mod:`cxrzoo.models.modeldir`) and, for a reduced precision, ingested Parquet with pyarrow.
 
     Parameters
     ----------
@@ -60,19 +59,17 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
         ``out_dir``.
     """
     model_dir, out = Path(model_dir), Path(out_dir)
-    card_in = model_dir / "model.json"
-    if not card_in.exists() or not (model_dir / "weights.npz").exists():
-        raise ModelDirError(f"{model_dir} is not a cxrzoo model directory (no model.json/weights.npz)")
-    info = json.loads(card_in.read_text())
+    info = read_card(model_dir)
     spec = create_spec(info["model"], dropout=info.get("dropout", 0.0), input_size=info["input_size"])
     image_size = int(image_size or info.get("image_size", 256))
     normalization = normalization or info.get("normalization", "caffe")
     mean, std = NORMALIZATIONS[normalization]
-    model = build_openvino_model(spec, load_weights(model_dir / "weights.npz"), image_size, mean, std)
+    model = build_openvino_model(spec, read_weights(model_dir), image_size, mean, std)
     model, checked = _reduce(model, precision, image_size, info["labels"], calibration, check)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    try:
+
+    def write(tmp_name: str) -> None:
+        tmp = Path(tmp_name)
+        tmp.mkdir(parents=True)
         ov.save_model(model, str(tmp / XML), compress_to_fp16=False)
         card = {
             "format": "cxrzoo-openvino/1",
@@ -92,11 +89,8 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
             "thresholds": {name: 0.5 for name in info["labels"]},
         }
         (tmp / CARD).write_text(json.dumps(card, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    replace(out, write)
     log.info("exported %s to %s (%s)", model_dir, out, precision)
     return out
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
-from cxrzoo.bootstrap import auc_from_ranks
+from cxrzoo.bootstrap import auc_table
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,6 @@ def infer_all(compiled: ov.CompiledModel, images: np.ndarray, batch: int = 16) -
     """Probabilities for every image, in batches."""
     out = [np.asarray(compiled(images[i:i + batch])[0], np.float32) for i in range(0, len(images), batch)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def auc_table(y: np.ndarray, p: np.ndarray, labels: list[str]) -> dict:
-    """``{"auc": {label: AUC or None}, "mean_auc": …}`` (labels without both classes are None)."""
-    auc = {name: auc_from_ranks(y[:, i], p[:, i]) for i, name in enumerate(labels)}
-    vals = [v for v in auc.values() if v is not None]
-    return {"auc": auc, "mean_auc": float(np.mean(vals)) if vals else None}
 
 
 def quantize_int8(model: ov.Model, calibration: np.ndarray, batch: int = 1) -> ov.Model:

@@ -212,3 +212,48 @@ def load_state_dict(path: str | Path) -> OrderedDict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise CheckpointFormatError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     return OrderedDict((k, v) for k, v in obj.items() if isinstance(v, np.ndarray))
+
+
+_DTYPE_NAMES = {np.dtype(v).newbyteorder("<").str: k for k, v in _SAFETENSORS_DTYPES.items()}
+_KINDS = ("weight", "bias", "running_mean", "running_var")
+
+
+def save_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    """Write ``{name: array}`` as a ``.safetensors`` file (JSON header + raw little-endian data), in name order."""
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        arr = np.ascontiguousarray(tensors[name])
+        arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+        dtype = _DTYPE_NAMES.get(arr.dtype.str)
+        if dtype is None:
+            raise TypeError(f"tensor {name!r}: dtype {arr.dtype} has no safetensors name")
+        raw = arr.tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)  # the format aligns the data to 8 bytes
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for raw in blobs:
+            f.write(raw)
+
+
+def save_weights(path: str | Path, weights: dict[str, dict[str, np.ndarray]]) -> None:
+    """Write engine-neutral weights ``{node: {kind: array}}`` as safetensors keyed ``node.kind``
+    (torchvision's state-dict names for the registry's backbones)."""
+    save_safetensors(path, {f"{node}.{kind}": arr for node, d in weights.items() for kind, arr in d.items()},
+                     metadata={"format": "cxrzoo-weights/1"})
+
+
+def load_weights(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Read what :func:`save_weights` wrote back into ``{node: {kind: array}}`` (no code is run)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for key, arr in load_safetensors(path).items():
+        node, _, kind = key.rpartition(".")
+        if not node or kind not in _KINDS:
+            raise CheckpointFormatError(f"{path}: {key!r} is not a node.{'|'.join(_KINDS)} weight name")
+        out.setdefault(node, {})[kind] = arr
+    return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cxrzoo.normalization import CAFFE_MEAN, UNIT_STD
 from cxrzoo.preprocess._augkernels import _augment
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -47,8 +48,8 @@ class ChainConfig:
     brightness_delta: float = 32.0
     brightness_prob: float = 0.5
     contrast_range: tuple[float, float] = (1.0, 1.0)
-    mean: tuple[float, float, float] = (123.68, 116.779, 103.939)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mean: tuple[float, float, float] = CAFFE_MEAN
+    std: tuple[float, float, float] = UNIT_STD
     augment: bool = True
 
 

@@ -15,7 +15,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from cxrzoo.arrowutil import rows_to_list_array
-from cxrzoo.params import NORMALIZATIONS, HasCropSize, HasNormalization
+from cxrzoo.normalization import NORMALIZATIONS
+from cxrzoo.params import HasCropSize, HasNormalization
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain
 
 

@@ -1,5 +1,5 @@
 """Training: the Spark ML Estimator and its Model."""
+from cxrzoo.models.modeldir import ModelDirError
 from cxrzoo.train.estimator import CXREstimator, CXRModel
-from cxrzoo.train.persist import ModelDirError, load_weights
 
-__all__ = ["CXREstimator", "CXRModel", "ModelDirError", "load_weights"]
+__all__ = ["CXREstimator", "CXRModel", "ModelDirError"]

@@ -3,7 +3,7 @@
 ``<dir>/epoch-0003/`` holds what the engine's trainer writes (weights and optimizer state) and
 ``state.json``: epochs completed, the LR schedule's position, the history so far and a
 fingerprint of the run (model, input size) that a resume must match.  A directory only gets
-its final name once complete (``os.rename`` of a temporary sibling), so a run killed while
+its final name once complete (:func:`cxrzoo.atomic.replace_with_local_dir`), so a run killed while
 writing leaves the previous checkpoint as the latest.
 """
 from __future__ import annotations
@@ -15,6 +15,8 @@ import re
 import shutil
 from pathlib import Path
 from typing import Callable
+
+from cxrzoo.atomic import replace_with_local_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +76,16 @@ class CheckpointDir:
 
     def write(self, epochs_done: int, state: dict, write_engine_state: Callable[[Path], None]) -> Path:
         """Write checkpoint ``epoch-<epochs_done>`` atomically and prune old ones."""
-        self.path.mkdir(parents=True, exist_ok=True)
         final = self.path / f"epoch-{epochs_done:04d}"
-        tmp = self.path / f".tmp-{final.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        write_engine_state(tmp)
-        (tmp / "state.json").write_text(json.dumps({**state, "epochs_done": epochs_done}, indent=1) + "\n")
-        if final.exists():  # a rerun of the same epoch after a resume
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+
+        def build(tmp: Path) -> None:
+            write_engine_state(tmp)
+            (tmp / "state.json").write_text(json.dumps({**state, "epochs_done": epochs_done}, indent=1) + "\n")
+
+        replace_with_local_dir(final, build)  # replaces the same epoch's checkpoint after a resume
         for _, old in self._complete()[:-self.keep]:
             shutil.rmtree(old, ignore_errors=True)
-        for stale in self.path.glob(".tmp-epoch-*"):
-            if not stale.name.endswith(f"-{os.getpid()}"):
-                shutil.rmtree(stale, ignore_errors=True)
+        for stale in self.path.glob(".tmp-epoch-*"):  # what versions before cxrzoo.atomic left
+            shutil.rmtree(stale, ignore_errors=True)
         log.info("checkpoint %s written", final)
         return final

@@ -72,6 +72,9 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
         """Gets the value of imageSize or its default value."""
         return self.getOrDefault(self.imageSize)
 
+    def _engine(self) -> Engine:
+        return get_engine(self.getEngine(), **self.engine_options())
+
     def _spec(self, input_size: int) -> NetSpec:
         return create_spec(self.getModelName(), dropout=self.getDropout(), input_size=input_size, l2=self.getL2())
 
@@ -89,9 +92,9 @@ def _input_size(df: DataFrame, features_col: str) -> int:
 class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWritable):
     """Train a registry network on ``features`` (3×S×S float) against ``labels`` (14 floats).
 
-    Training is BigDL's distributed synchronous mini-batch SGD over the Spark
-    cluster (one model replica per executor core, gradients all-reduced every
-    iteration), with BCE on the 14 logits (``MultiLabelSoftMarginCriterion``).
+    Training is the ``engine``'s distributed synchronous mini-batch SGD over the
+    Spark cluster (model replicas on the executors, gradients aggregated every
+    iteration), with BCE on the 14 logits.
 
     Examples
     --------
@@ -104,7 +107,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
     def __init__(self, *, featuresCol: str = "features", labelCol: str = "labels",
                  predictionCol: str = "probabilities", modelName: str = "tiny", epochs: int = 10,
                  batchSize: int = 32, learningRate: float = 1e-3, optimizer: str = "adam", dropout: float = 0.2,
-                 engine: str = "bigdl", seed: int = 0, imageSize: int = 256,
+                 engine: str = "bigdl", bigdlEngineType: str = "mkldnn", seed: int = 0, imageSize: int = 256,
                  normalization: str = "caffe", pretrained: str = "", freezeEpochs: int = 0,
                  freezeUpTo: str = "", l2: float = 0.0, allowPatientOverlap: bool = False,
                  lrSchedule: str = "constant", warmupEpochs: int = 0, warmupStartLR: float = 1e-7,
@@ -121,6 +124,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
     def _check(self) -> None:
         """Validate now what would otherwise fail after an hour of training."""
         get_config(self.getModelName())
+        self.engine_options()  # an unknown engine name fails here
         self.lr_schedule(self.getLearningRate(), self.getEpochs())
         g = self.getOrDefault
         if g(self.optimizer) == "sgd" and g(self.nesterov) and g(self.momentum) <= 0:
@@ -153,7 +157,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
 
             check_disjoint_patients({"train": dataset, "validation": val},
                                     allow_overlap=self.getOrDefault(self.allowPatientOverlap))
-        _check_batch(dataset.sparkSession.sparkContext.defaultParallelism, self.getBatchSize())
+        self._engine().check_batch(dataset.sparkSession.sparkContext, self.getBatchSize())
         if self.getOrDefault(self.plateauMonitor) == "val_loss" and self.getOrDefault(self.lrSchedule) == "plateau" \
                 and val is None:
             raise ValueError("plateauMonitor='val_loss' needs a validation set: call setValidation(df) first")
@@ -224,7 +228,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
 
     def _train(self, size: int, epoch_data, val: DataFrame | None = None) -> "CXRModel":
         spec = self._spec(size)
-        engine = get_engine(self.getEngine())
+        engine = self._engine()
         net = engine.build(spec, seed=self.getSeed())
         config = get_config(self.getModelName())
         if self.getPretrained():
@@ -249,14 +253,6 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))
         model.history = history
         return model
-
-
-def _check_batch(cores: int, batch: int) -> None:
-    """BigDL splits each global batch evenly over the executor cores."""
-    if batch % cores:
-        lo, hi = max(cores, batch // cores * cores), (batch // cores + 1) * cores
-        raise ValueError(f"batchSize {batch} is not a multiple of the {cores} executor cores (BigDL gives every core "
-                         f"the same share of a batch); use {lo} or {hi}")
 
 
 def _require(df: DataFrame, cols: list[str]) -> None:

@@ -12,7 +12,6 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from py4j.protocol import Py4JError
 from pyspark.rdd import RDD
 
 from cxrzoo.engine.base import Engine, EpochFailedError, EpochStats, TrainConfig, Trainer
@@ -111,7 +110,7 @@ def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
             trainer.set_learning_rate(run.schedule.rate(epoch))
             try:
                 stats: EpochStats = trainer.train_epoch(epoch_data(epoch), epoch)
-            except (Py4JError, EpochFailedError) as e:
+            except EpochFailedError as e:
                 if opts.checkpoint is None or failures >= opts.retries:
                     raise
                 failures += 1

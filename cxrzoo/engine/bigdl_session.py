@@ -1,0 +1,163 @@
+"""What BigDL needs from Spark, and its one-time initialisation on a session that has it.
+
+Nothing here imports BigDL until :func:`initialise`: the settings are computed from where the
+``bigdl`` package lies on disk, so a session can be started (or checked) with them beforehand.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from cxrzoo.sparkconf import SparkConfigError, missing
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+ENGINE_TYPES = ("mklblas", "mkldnn")
+DEFAULT_ENGINE_TYPE = "mkldnn"  # every registry backbone trains on it here; MKL-BLAS exhausts the heap on ResNet-50
+
+
+def package_dir() -> Path | None:
+    """Where the ``bigdl`` package is installed, or None (not installed or not importable)."""
+    try:
+        spec = importlib.util.find_spec("bigdl")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        if (Path(loc) / "dllib").is_dir():
+            return Path(loc)
+    return None
+
+
+def unavailable() -> str | None:
+    """None when BigDL DLlib can be imported, else why not."""
+    if package_dir() is None:
+        return "the bigdl package is not installed (pip install --no-deps bigdl-dllib-spark3==2.4.0 bigdl-core==2.4.0.dev0)"
+    try:
+        if importlib.util.find_spec("bigdl.dllib") is None:
+            return "bigdl.dllib is missing"
+    except ImportError as e:
+        return f"bigdl.dllib cannot be imported: {e}"
+    return None
+
+
+def classpath() -> str:
+    """BigDL's jars, ':'-joined."""
+    root = package_dir()
+    return ":".join(str(p) for p in sorted(root.glob("share/*/lib/*.jar"))) if root else ""
+
+
+def local_cores(master: str) -> int | None:
+    """Cores of a ``local[N]`` / ``local[*]`` / ``local`` master (capped at the machine's), else None."""
+    if master == "local":
+        return 1
+    if not master.startswith("local["):
+        return None
+    n = master[len("local["):].split("]")[0].split(",")[0]
+    machine = os.cpu_count() or 1
+    return machine if n == "*" else max(1, min(int(n), machine))
+
+
+def threads_env(master: str, executor_cores: int | None, engine_type: str) -> dict[str, str]:
+    """OpenMP settings for BigDL: MKL-DNN computes one model per JVM on every core it owns.
+
+    BigDL's Python defaults (one OpenMP thread, ``KMP_AFFINITY=compact``) suit its MKL-BLAS engine,
+    which runs one single-threaded model per core; its MKL-DNN engine runs one model per JVM, so they
+    leave it on one core (measured: ResNet-50 bs16 forward + backward 2.25 s per iteration on 2 cores,
+    1.3 s with two unpinned threads; two threads *with* the compact pinning took 10.4 s, both on one core).
+    BigDL's ``KMP_BLOCKTIME=0`` puts the threads to sleep after every layer; Intel's default 200 ms
+    keeps them awake through an iteration (MobileNetV2 bs16: 19 → 22-24 images/s) and still frees
+    the cores for Python workers soon after training.  Empty when the cores per JVM are unknown.
+    """
+    if engine_type != "mkldnn":
+        return {"OMP_NUM_THREADS": "1", "KMP_SETTINGS": "0"}
+    threads = local_cores(master) or executor_cores
+    if not threads:
+        return {"KMP_SETTINGS": "0"}
+    return {"OMP_NUM_THREADS": str(threads), "KMP_AFFINITY": "disabled", "KMP_BLOCKTIME": "200", "KMP_SETTINGS": "0"}
+
+
+def spark_settings(master: str, executor_cores: int | None, engine_type: str) -> dict[str, str]:
+    """Settings BigDL needs at JVM start: its jars on the driver's (and executors') class path, its engine
+    type as a Java system property, a stack deep enough for DenseNet's graph, no speculation."""
+    if engine_type not in ENGINE_TYPES:
+        raise ValueError(f"bigdlEngineType must be one of {ENGINE_TYPES}, not {engine_type!r}")
+    # deep graphs (DenseNet's 58 concatenations) overflow the default 1 MB stack in the MKL-DNN conversion
+    opts = f"-Xss64m -Dbigdl.engineType={engine_type} -Dbigdl.utils.LoggerFilter.disable=true"
+    threads = threads_env(master, executor_cores, engine_type).get("OMP_NUM_THREADS")
+    if engine_type == "mkldnn" and threads:
+        opts += f" -Dbigdl.mklNumThreads={threads}"
+    conf = {"spark.driver.extraClassPath": classpath(), "spark.driver.extraJavaOptions": opts,
+            "spark.speculation": "false"}
+    for key, value in threads_env(master, executor_cores, engine_type).items():
+        conf[f"spark.executorEnv.{key}"] = value  # executors' (and, locally, Python workers') OpenMP
+    if local_cores(master) is None:
+        # BigDL's classes must come from the executors' system class path: loaded through spark.jars,
+        # Java's deserialization of Scala lambdas inside BigDL's RDDs fails (ClassCastException of a
+        # SerializedLambda).  The jars sit in the bigdl package, installed alike on every node.
+        conf["spark.executor.extraClassPath"] = classpath()
+        conf["spark.executor.extraJavaOptions"] = opts
+        conf["spark.scheduler.minRegisteredResourcesRatio"] = "1.0"  # BigDL counts the executors once
+    return conf
+
+
+def check(spark: Any, engine_type: str) -> dict[str, str]:
+    """The settings the running session lacks for BigDL with ``engine_type`` (empty: none)."""
+    from py4j.java_gateway import JavaClass
+
+    sc = spark.sparkContext
+    conf = sc.getConf()
+    jars = classpath()
+    engine_opt = f"-Dbigdl.engineType={engine_type}"
+    gaps: dict[str, str] = {}
+    if not isinstance(sc._jvm.com.intel.analytics.bigdl.dllib.utils.python.api.PythonBigDL, JavaClass):
+        gaps["spark.driver.extraClassPath"] = jars
+    if (running_engine_type(sc) or "mklblas") != engine_type:  # BigDL's own default
+        gaps["spark.driver.extraJavaOptions"] = engine_opt
+    if local_cores(sc.master) is None:
+        gaps.update(missing(conf, {"spark.executor.extraClassPath": jars,
+                                   "spark.executor.extraJavaOptions": engine_opt}))
+    gaps.update(missing(conf, {"spark.speculation": "false"}) if conf.get("spark.speculation", "false") != "false"
+                else {})
+    return gaps
+
+
+def _executor_cores(sc: Any) -> int | None:
+    value = sc.getConf().get("spark.executor.cores", None)
+    return int(value) if value else None
+
+
+def running_engine_type(sc: Any) -> str | None:
+    """The BigDL engine type the driver JVM was started with, or None."""
+    value = str(sc._jvm.System.getProperty("bigdl.engineType", "") or "")
+    return value or None
+
+
+def initialise(spark: Any, engine_type: str) -> None:
+    """Check the session for BigDL, then initialise BigDL's engine on it (once per SparkContext)."""
+    sc = spark.sparkContext
+    with _lock:
+        if getattr(sc, "_cxrzoo_bigdl_ready", False):
+            return
+        running = running_engine_type(sc) or "mklblas"
+        if running != engine_type:
+            raise SparkConfigError({"spark.driver.extraJavaOptions": f"-Dbigdl.engineType={engine_type}"},
+                                   f"BigDL's {engine_type} engine (this JVM runs {running}, a JVM-wide setting; "
+                                   f"or set bigdlEngineType={running!r})")
+        gaps = check(spark, engine_type)
+        if gaps:
+            raise SparkConfigError(gaps, f"BigDL ({engine_type})")
+        os.environ.setdefault("KMP_SETTINGS", "0")  # BigDL defaults to 1, which dumps every OpenMP setting
+        python_home = os.environ.get("PYTHONHOME")
+        from bigdl.dllib.utils.common import init_engine
+
+        init_engine()
+        if python_home is None:  # BigDL may point PYTHONHOME at the venv, which breaks later subprocesses
+            os.environ.pop("PYTHONHOME", None)
+        sc._cxrzoo_bigdl_ready = True
+        log.info("BigDL %s engine initialised on Spark %s (%s)", engine_type, sc.version, sc.master)
