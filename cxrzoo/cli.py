@@ -5,9 +5,9 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
-from typing import Iterator
+
+from cxrzoo.stdio import fd_stdout_to_stderr
 
 log = logging.getLogger("cxrzoo")
 
@@ -144,25 +144,10 @@ def _add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout (Python's and the JVM's fd 1) to stderr for the duration."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
 
-    with _stdout_to_stderr() if args.json else contextlib.nullcontext():
+    with fd_stdout_to_stderr() if args.json else contextlib.nullcontext():
         rep = jobs.evaluate(_spark(args, jobs.model_engine(args.model)), args.model, args.data,
                             bootstrap=args.bootstrap)
     if args.json:

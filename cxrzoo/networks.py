@@ -39,7 +39,11 @@ def create_model(name: str, num_classes: int = len(LABELS), pretrained: str | No
     config = get_config(name)
     spec = create_spec(name, num_classes=num_classes, dropout=options.get("dropout", 0.2),
                        input_size=options.get("input_size"), l2=options.get("l2", 0.0))
-    eng = get_engine(engine, **{k: v for k, v in options.items() if k in own})
+    from cxrzoo.session import get_spark
+
+    engine_options = {k: v for k, v in options.items() if k in own}
+    get_spark(engine=engine, **engine_options)  # the running session, checked for the engine, or a new one
+    eng = get_engine(engine, **engine_options)
     net = eng.build(spec, seed=options.get("seed", 0))
     if pretrained is not None:
         eng.set_weights(net, spec, load_pretrained(spec, config, pretrained))

@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 
 from cxrzoo.javahome import ensure_java_home
 from cxrzoo.sparkconf import SparkConfigError, merge
+from cxrzoo.stdio import fd_stdout_to_stderr
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -153,7 +154,8 @@ def _create(master: str | None, conf: Mapping[str, str], engine: str | None,
     builder = SparkSession.builder
     for key, value in settings.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with fd_stdout_to_stderr():  # a log4j on the class path may warn on System.out as the JVM starts
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark %s on %s", spark.version, spark.sparkContext.master)
     return spark

@@ -1,4 +1,4 @@
-"""Shared fixtures: one SparkSession (local[2], BigDL initialised) and one small synthetic dataset."""
+"""Shared fixtures: one SparkSession (local[2]), one small synthetic dataset, one trained model."""
 from __future__ import annotations
 
 import os
@@ -39,4 +39,14 @@ def ingested(spark, synth_ds, tmp_path_factory):
 
     out = str(tmp_path_factory.mktemp("ingest") / "all.parquet")
     jobs.ingest(spark, str(synth_ds.images), str(synth_ds.labels_csv), out, size=72)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_dir(spark, ingested, tmp_path_factory):
+    """A tiny model trained (BigDL) for 3 epochs on 64² crops of the shared 72² dataset, saved by the CLI's job."""
+    from cxrzoo import jobs
+
+    out = str(tmp_path_factory.mktemp("prec") / "model")
+    jobs.train(spark, ingested, out, crop=64, modelName="tiny", epochs=3, batchSize=8, learningRate=3e-3, seed=2)
     return out

@@ -14,14 +14,6 @@ from cxrzoo.labels import LABELS
 from cxrzoo.score import load_scorer
 
 
-@pytest.fixture(scope="module")
-def model_dir(spark, ingested, tmp_path_factory):
-    """A tiny model trained for 3 epochs on 64² crops of the shared 72² dataset."""
-    out = str(tmp_path_factory.mktemp("prec") / "model")
-    jobs.train(spark, ingested, out, crop=64, modelName="tiny", epochs=3, batchSize=8, learningRate=3e-3, seed=2)
-    return out
-
-
 def test_int8_export_is_checked_against_fp32(ingested, model_dir, tmp_path):
     try:
         ir = export_openvino(model_dir, tmp_path / "int8", precision="int8", calibration=ingested, check=ingested)

@@ -99,6 +99,60 @@ def test_adam_state_carries_across_epochs(spark):
         trainer.close()
 
 
+def test_optimizer_state_round_trips_through_safetensors_and_json(spark, tmp_path):
+    """A checkpoint's Adam state (moments of every partition, counters) is plain tensors and JSON; a new trainer
+    loads it back exactly and keeps accumulating on it."""
+    from cxrzoo.models.weights import load_safetensors
+
+    trainer, data = _tiny_trainer(spark, rows=64, epochs=2, seed=1)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    try:
+        trainer.train_epoch(data, 0)
+        trainer.save_state(tmp_path / "a")
+    finally:
+        trainer.close()
+    saved = load_safetensors(tmp_path / "a" / "optim.safetensors")
+    manifest = json.loads((tmp_path / "a" / "optim.json").read_text())
+    assert {k.rsplit(".", 1)[1] for k in saved} == {"s", "r", "denom"}  # Adam's moments, per partition
+    assert [m["evalCounter"] for p in manifest["partitions"] for m in p.values()] == [4] * len(manifest["partitions"])
+    assert manifest["driver"]["neval"] == 5
+    r_saved = sum(float(v.sum()) for k, v in saved.items() if k.endswith(".r"))
+    fresh, data = _tiny_trainer(spark, rows=64, epochs=2, seed=1)
+    try:
+        fresh.load_state(tmp_path / "a")
+        fresh.save_state(tmp_path / "b")
+        again = load_safetensors(tmp_path / "b" / "optim.safetensors")
+        assert sorted(again) == sorted(saved)
+        for key in saved:
+            np.testing.assert_array_equal(again[key], saved[key])
+        def counters(m: dict) -> list:  # the integer entries are restored exactly (floats: the last Loss)
+            return [{k: {n: v for n, v in d.items() if isinstance(v, int)} for k, d in p.items()}
+                    for p in m["partitions"]]
+
+        assert counters(json.loads((tmp_path / "b" / "optim.json").read_text())) == counters(manifest)
+        fresh.set_learning_rate(0.0)
+        fresh.train_epoch(data, 1)  # continues on the loaded moments: they grow from r_saved, not from 0
+        fresh.save_state(tmp_path / "b")
+        r_after = sum(float(v.sum()) for k, v in load_safetensors(tmp_path / "b" / "optim.safetensors").items()
+                      if k.endswith(".r"))
+        assert r_after > 1.5 * r_saved
+    finally:
+        fresh.close()
+
+
+def test_a_java_serialized_checkpoint_is_refused_with_a_way_on(spark, tmp_path):
+    from cxrzoo.engine.bigdl_optim import OptimStateError
+
+    (tmp_path / "optim_partitions.ser").write_bytes(b"\xac\xed\x00\x05")  # Java serialization's magic
+    trainer, _ = _tiny_trainer(spark, rows=16, epochs=1, seed=2)
+    try:
+        with pytest.raises(OptimStateError, match="no longer read.*new checkpoint directory"):
+            trainer.load_state(tmp_path)
+    finally:
+        trainer.close()
+
+
 def test_local_mode_trains_without_fp16_exchange(spark):
     """With one node BigDL's weights and gradients stay in the JVM: exchanged uncompressed (fp32), and every
     iteration's throughput is reported."""
@@ -154,7 +208,8 @@ def test_resume_continues_from_the_last_checkpoint(spark, feats, tmp_path, caplo
     first = CXREstimator(epochs=2, **kw).fit(feats)
     assert sorted(p.name for p in ck.iterdir()) == ["epoch-0001", "epoch-0002"]  # the newest two are kept
     files = {p.name for p in (ck / "epoch-0002").iterdir()}
-    assert {"weights.npz", "optim_driver.ser", "optim_partitions.ser", "state.json"} <= files
+    assert {"weights.safetensors", "optim.safetensors", "optim.json", "state.json"} <= files
+    assert not [f for f in files if f.endswith((".ser", ".pkl", ".npz"))]  # nothing executable or pickled
     with caplog.at_level(logging.INFO, logger="cxrzoo.train.loop"):
         resumed = CXREstimator(epochs=4, **kw).fit(feats)
     assert "resuming from" in caplog.text and "2 of 4 epochs done" in caplog.text

@@ -113,6 +113,7 @@ def _jtensor_to_numpy(t) -> np.ndarray:
 
 
 @register_engine
+@bs.quiet_class
 class BigDLEngine(Engine):
     """Train with BigDL's DistriOptimizer over the Spark cluster; predict with NNModel."""
 

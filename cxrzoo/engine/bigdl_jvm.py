@@ -1,4 +1,4 @@
-"""Spark and Java plumbing for the BigDL trainer, over py4j: cached RDDs, block placement, Java serialization.
+"""Spark and Java plumbing for the BigDL trainer, over py4j: cached RDDs, block placement, Scala collections.
 
 BigDL keeps per-partition optimizer state in executor memory and mutates it in place, so where a
 cached block lives decides whether an update is kept.  :func:`cache_at` puts objects on chosen
@@ -6,7 +6,6 @@ executors; :func:`block_executors` tells where a cached RDD's partitions are.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
@@ -21,26 +20,6 @@ def unpersist(sc, ids: set[int]) -> None:
     for rid in ids:
         if rid in jmap:
             jmap[rid].unpersist(False)
-
-
-def jvm_write(sc, obj: Any, path: Path) -> None:
-    """Java-serialize a JVM object (BigDL optim methods with their state tensors) to a file."""
-    io = sc._jvm.java.io
-    out = io.ObjectOutputStream(io.BufferedOutputStream(io.FileOutputStream(str(path))))
-    try:
-        out.writeObject(obj)
-    finally:
-        out.close()
-
-
-def jvm_read(sc, path: Path) -> Any:
-    """Read back an object written by :func:`jvm_write`."""
-    io = sc._jvm.java.io
-    inp = io.ObjectInputStream(io.BufferedInputStream(io.FileInputStream(str(path))))
-    try:
-        return inp.readObject()
-    finally:
-        inp.close()
 
 
 def option_value(opt) -> Any:

@@ -5,14 +5,19 @@ Nothing here imports BigDL until :func:`initialise`: the settings are computed f
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
+import io
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from cxrzoo.sparkconf import SparkConfigError, missing
+from cxrzoo.stdio import fd_stdout_to_stderr
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -38,11 +43,8 @@ def unavailable() -> str | None:
     """None when BigDL DLlib can be imported, else why not."""
     if package_dir() is None:
         return "the bigdl package is not installed (pip install --no-deps bigdl-dllib-spark3==2.4.0 bigdl-core==2.4.0.dev0)"
-    try:
-        if importlib.util.find_spec("bigdl.dllib") is None:
-            return "bigdl.dllib is missing"
-    except ImportError as e:
-        return f"bigdl.dllib cannot be imported: {e}"
+    if not (package_dir() / "dllib" / "__init__.py").is_file():  # looked up, not imported
+        return "bigdl.dllib is missing from the bigdl package"
     return None
 
 
@@ -127,6 +129,39 @@ def check(spark: Any, engine_type: str) -> dict[str, str]:
     return gaps
 
 
+def _cores_from_cluster(sc: Any, timeout: float = 60.0, settle: float = 3.0) -> None:
+    """Give BigDL the executor cores the cluster granted, read from Spark's status store.
+
+    BigDL's ``Engine.init`` needs ``spark.executor.cores`` and ``spark.cores.max`` on a cluster master;
+    a standalone master grants every free core of a worker to one executor unless told otherwise.  This
+    waits until the executors stop arriving, then records their cores in the live SparkConf.
+    """
+    deadline, seen, since = time.monotonic() + timeout, None, time.monotonic()
+    while True:
+        store = sc._jsc.sc().statusStore().executorList(True)
+        cores = sorted(int(store.apply(i).totalCores()) for i in range(store.size()) if store.apply(i).id() != "driver")
+        if cores != seen:
+            seen, since = cores, time.monotonic()
+        if cores and time.monotonic() - since >= settle:
+            break
+        if time.monotonic() > deadline:
+            if cores:
+                break
+            raise SparkConfigError({"spark.executor.cores": "<cores per executor>",
+                                    "spark.cores.max": "<executors × cores>"},
+                                   f"BigDL on {sc.master} (no executor registered within {timeout:.0f} s to read "
+                                   "its cores from; pass --executor-cores and --num-executors)")
+        time.sleep(0.5)
+    if len(set(cores)) > 1:
+        log.warning("executors have different core counts %s; BigDL splits batches as if each had %d", cores,
+                    cores[0])
+    live = sc._jsc.sc().conf()  # Engine.init reads a copy of this one
+    live.set("spark.executor.cores", str(cores[0]))
+    if not live.contains("spark.cores.max"):
+        live.set("spark.cores.max", str(cores[0] * len(cores)))
+    log.info("%d executors with %d cores each on %s", len(cores), cores[0], sc.master)
+
+
 def _executor_cores(sc: Any) -> int | None:
     value = sc.getConf().get("spark.executor.cores", None)
     return int(value) if value else None
@@ -152,12 +187,51 @@ def initialise(spark: Any, engine_type: str) -> None:
         gaps = check(spark, engine_type)
         if gaps:
             raise SparkConfigError(gaps, f"BigDL ({engine_type})")
+        if local_cores(sc.master) is None and not sc.getConf().contains("spark.executor.cores"):
+            _cores_from_cluster(sc)
         os.environ.setdefault("KMP_SETTINGS", "0")  # BigDL defaults to 1, which dumps every OpenMP setting
         python_home = os.environ.get("PYTHONHOME")
         from bigdl.dllib.utils.common import init_engine
 
-        init_engine()
+        with fd_stdout_to_stderr():  # BigDL's JVM side prints its pickler registrations
+            init_engine()
         if python_home is None:  # BigDL may point PYTHONHOME at the venv, which breaks later subprocesses
             os.environ.pop("PYTHONHOME", None)
         sc._cxrzoo_bigdl_ready = True
         log.info("BigDL %s engine initialised on Spark %s (%s)", engine_type, sc.version, sc.master)
+
+
+class _LogWriter(io.TextIOBase):
+    """A text stream whose lines go to a logger at DEBUG (BigDL's Python ``print`` calls)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log, self._buf = logger, ""
+
+    def write(self, text: str) -> int:
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            if line.strip():
+                self._log.debug("%s", line)
+        return len(text)
+
+
+_PRINTS = logging.getLogger("cxrzoo.engine.bigdl.prints")
+
+
+def quiet(fn):
+    """Run ``fn`` with Python's stdout sent to the log (BigDL prints ``creating: createXxx`` for every object)
+    and the JVM's to stderr (its pickler prints a line for every class it registers)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with fd_stdout_to_stderr(), contextlib.redirect_stdout(_LogWriter(_PRINTS)):
+            return fn(*args, **kwargs)
+    return run
+
+
+def quiet_class(cls):
+    """Class decorator: :func:`quiet` on every public method."""
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_") and not isinstance(value, (classmethod, staticmethod)):
+            setattr(cls, name, quiet(value))
+    return cls

@@ -24,6 +24,8 @@ import numpy as np
 from pyspark.rdd import RDD
 
 from cxrzoo.engine import bigdl_jvm as jvmu
+from cxrzoo.engine import bigdl_optim
+from cxrzoo.engine.bigdl_session import quiet_class
 from cxrzoo.engine.base import EpochFailedError, EpochStats, TrainConfig, Trainer
 from cxrzoo.models.spec import NetSpec
 from cxrzoo.models.weights import load_weights, save_weights
@@ -64,6 +66,7 @@ def _weighted_bce(num_classes: int):
     return A.CustomLoss(loss, [num_classes])
 
 
+@quiet_class
 class BigDLTrainer(Trainer):
     """Epoch-at-a-time training of a BigDL graph with BCE on the 14 logits.
 
@@ -231,18 +234,16 @@ class BigDLTrainer(Trainer):
 
     def save_state(self, path: Path) -> None:
         save_weights(path / "weights.safetensors", self.engine.weights(self.net, self.spec))
-        jvmu.jvm_write(self._sc, self._optim.value, path / "optim_driver.ser")
-        if self._parts is not None:
-            jvmu.jvm_write(self._sc, self._parts, path / "optim_partitions.ser")
+        bigdl_optim.dump(path, self._optim.value, self._parts, jvmu.scala_values, self.config.optimizer)
         (path / "engine.json").write_text(json.dumps({"engine": "bigdl", "learning_rate": self._lr}) + "\n")
 
     def load_state(self, path: Path) -> None:
+        driver, self._parts = bigdl_optim.load(path, lambda: self._optim_method().value, self.config.optimizer,
+                                               self._sc)
         from bigdl.dllib.optim.optimizer import OptimMethod
 
         self.engine.set_weights(self.net, self.spec, load_weights(path / "weights.safetensors"))
-        self._optim = OptimMethod(jvmu.jvm_read(self._sc, path / "optim_driver.ser"), "float")
-        parts = path / "optim_partitions.ser"
-        self._parts = jvmu.jvm_read(self._sc, parts) if parts.exists() else None
+        self._optim = OptimMethod(driver, "float")
         self._lr = json.loads((path / "engine.json").read_text())["learning_rate"]
         self._reset()
 
