@@ -72,9 +72,9 @@ def cmd_train(args: argparse.Namespace) -> None:
                   bigdlEngineType=args.bigdl_engine_type,
                   checkpointDir=args.checkpoint_dir or "", checkpointInterval=args.checkpoint_interval,
                   summaryDir=args.summary_dir or "", allowPatientOverlap=args.allow_patient_overlap)
-    progress = None if args.no_progress else EpochProgress(args.epochs)
-    jobs.train(_spark(args), args.data, args.out, validation=args.validation, crop=args.crop, on_epoch=progress,
-               **params)
+    progress = EpochProgress(args.epochs).attached() if not args.no_progress else contextlib.nullcontext()
+    with progress:
+        jobs.train(_spark(args), args.data, args.out, validation=args.validation, crop=args.crop, **params)
     log.info("model saved to %s", args.out)
 
 

@@ -45,7 +45,7 @@ def _image_size(df: DataFrame) -> int:
 
 
 def train(spark: SparkSession, data: str, out: str, validation: str | None = None, crop: int = 224,
-          on_epoch=None, **params) -> CXRModel:
+          **params) -> CXRModel:
     """Train on an ingested Parquet dataset, augmenting afresh every epoch; save the model atomically.
 
     ``params`` are :class:`CXREstimator` params (``modelName``, ``epochs``, ``lrSchedule``, …).
@@ -69,7 +69,7 @@ def train(spark: SparkSession, data: str, out: str, validation: str | None = Non
     seed = params.get("seed", 0)
     df = spark.read.parquet(data)
     prep = CXRPreprocessor(cropSize=crop, normalization=params["normalization"], augment=True, seed=seed)
-    est = CXREstimator(**params).setPreprocessor(prep).setEpochCallback(on_epoch)
+    est = CXREstimator(**params).setPreprocessor(prep)
     if validation:
         est.setValidation(spark.read.parquet(validation))
     model = est.fit(df)

@@ -56,6 +56,10 @@ class HasCropSize(Params):
         """Gets the value of cropSize or its default value."""
         return self.getOrDefault(self.cropSize)
 
+    def setCropSize(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`cropSize`."""
+        return self._set(cropSize=value)
+
 
 class HasNormalization(Params):
     """Mixin for param normalization: channel normalization, 'caffe' (seed) or 'imagenet'."""
@@ -73,6 +77,10 @@ class HasNormalization(Params):
         """Gets the value of normalization or its default value."""
         return self.getOrDefault(self.normalization)
 
+    def setNormalization(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`normalization`."""
+        return self._set(normalization=value)
+
 
 class HasModelName(Params):
     """Mixin for param modelName: a name in the model registry."""
@@ -87,6 +95,10 @@ class HasModelName(Params):
     def getModelName(self) -> str:
         """Gets the value of modelName or its default value."""
         return self.getOrDefault(self.modelName)
+
+    def setModelName(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`modelName`."""
+        return self._set(modelName=value)
 
 
 class HasTrainingParams(Params):
@@ -157,6 +169,38 @@ class HasTrainingParams(Params):
         cls = engine_class(self.getEngine())
         return {opt: self.getOrDefault(self.getParam(name)) for opt, name in cls.option_params().items()}
 
+    def setEpochs(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`epochs`."""
+        return self._set(epochs=value)
+
+    def setBatchSize(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`batchSize`."""
+        return self._set(batchSize=value)
+
+    def setLearningRate(self, value: float) -> "Params":
+        """Sets the value of :py:attr:`learningRate`."""
+        return self._set(learningRate=value)
+
+    def setOptimizer(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`optimizer`."""
+        return self._set(optimizer=value)
+
+    def setDropout(self, value: float) -> "Params":
+        """Sets the value of :py:attr:`dropout`."""
+        return self._set(dropout=value)
+
+    def setL2(self, value: float) -> "Params":
+        """Sets the value of :py:attr:`l2`."""
+        return self._set(l2=value)
+
+    def setEngine(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`engine`."""
+        return self._set(engine=value)
+
+    def setBigdlEngineType(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`bigdlEngineType`."""
+        return self._set(bigdlEngineType=value)
+
 
 class HasFineTuning(Params):
     """Mixin for transfer learning: pretrained weights and a freeze policy."""
@@ -185,3 +229,15 @@ class HasFineTuning(Params):
     def getFreezeUpTo(self) -> str:
         """Gets the value of freezeUpTo or its default value."""
         return self.getOrDefault(self.freezeUpTo)
+
+    def setPretrained(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`pretrained`."""
+        return self._set(pretrained=value)
+
+    def setFreezeEpochs(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`freezeEpochs`."""
+        return self._set(freezeEpochs=value)
+
+    def setFreezeUpTo(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`freezeUpTo`."""
+        return self._set(freezeUpTo=value)

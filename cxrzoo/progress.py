@@ -1,9 +1,17 @@
-"""A text progress bar over training epochs for the CLI (stderr; redrawn in place on a terminal)."""
+"""A text progress bar over training epochs for the CLI (stderr; redrawn in place on a terminal).
+
+The bar listens to the epoch loop's log records (each carries its history entry as ``epoch_record``), so
+training needs no callback outside its Params: ``with EpochProgress(10).attached(): est.fit(df)``.
+"""
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
-from typing import TextIO
+from typing import Iterator, TextIO
+
+EPOCH_LOGGER = "cxrzoo.train.progress"  # the epoch loop logs each epoch here, the record as ``epoch_record``
 
 
 def _duration(seconds: float) -> str:
@@ -13,8 +21,8 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-class EpochProgress:
-    """Call with each epoch's history record; draws ``[####------] 4/10 epochs … ETA``.
+class EpochProgress(logging.Handler):
+    """Call with each epoch's history record (or attach to the epoch loop's logger); draws ``[####------] 4/10 epochs … ETA``.
 
     Parameters
     ----------
@@ -28,6 +36,7 @@ class EpochProgress:
     """
 
     def __init__(self, epochs: int, stream: TextIO | None = None, width: int = 24) -> None:
+        super().__init__(level=logging.INFO)
         self.epochs, self.width = epochs, width
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -64,3 +73,26 @@ class EpochProgress:
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Draw the bar for a log record of the epoch loop that carries an epoch's history entry."""
+        entry = getattr(record, "epoch_record", None)
+        if entry is not None:
+            self(entry)
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator["EpochProgress"]:
+        """Draw the bar for every epoch the loop logs while the block runs."""
+        logger = logging.getLogger(EPOCH_LOGGER)
+        hidden = not logger.isEnabledFor(logging.INFO)  # e.g. `cxrzoo -q`: draw the bar, not the log line
+        level, propagate = logger.level, logger.propagate
+        if hidden:
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+        logger.addHandler(self)
+        try:
+            yield self
+        finally:
+            logger.removeHandler(self)
+            logger.setLevel(level)
+            logger.propagate = propagate

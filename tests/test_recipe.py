@@ -249,3 +249,21 @@ def test_progress_bar_lines():
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("[##------] 1/4 epochs  loss 0.5000  val AUC 0.6100") and "ETA" in lines[0]
     assert lines[1].startswith("[########] 4/4 epochs") and "ETA" not in lines[1]
+
+
+def test_progress_bar_follows_the_epoch_log_even_when_info_is_hidden():
+    from cxrzoo.progress import EpochProgress
+    from cxrzoo.train.loop import _log_epoch
+
+    out = io.StringIO()
+    record = {"epoch": 1, "loss": 0.5, "val_mean_auc": None, "learning_rate": 1e-3, "images_per_s": 9.0}
+    logger = logging.getLogger("cxrzoo.train.progress")
+    logger.setLevel(logging.WARNING)  # as under `cxrzoo -q`
+    try:
+        with EpochProgress(2, stream=out, width=4).attached():
+            _log_epoch(record, 2)
+        _log_epoch(record, 2)  # detached: nothing more drawn
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert out.getvalue().splitlines() == [out.getvalue().splitlines()[0]]
+    assert out.getvalue().startswith("[####] 2/2 epochs  loss 0.5000")

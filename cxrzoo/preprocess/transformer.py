@@ -97,6 +97,78 @@ class CXRPreprocessor(Transformer, HasInputCol, HasOutputCol, HasSeed, HasCropSi
 
         return dataset.mapInArrow(run, schema)
 
+    def getAugment(self) -> bool:
+        """Gets the value of augment or its default value."""
+        return self.getOrDefault(self.augment)
+
+    def getFlipProb(self) -> float:
+        """Gets the value of flipProb or its default value."""
+        return self.getOrDefault(self.flipProb)
+
+    def setFlipProb(self, value: float) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`flipProb`."""
+        return self._set(flipProb=value)
+
+    def getBrightnessDelta(self) -> float:
+        """Gets the value of brightnessDelta or its default value."""
+        return self.getOrDefault(self.brightnessDelta)
+
+    def setBrightnessDelta(self, value: float) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`brightnessDelta`."""
+        return self._set(brightnessDelta=value)
+
+    def getBrightnessProb(self) -> float:
+        """Gets the value of brightnessProb or its default value."""
+        return self.getOrDefault(self.brightnessProb)
+
+    def setBrightnessProb(self, value: float) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`brightnessProb`."""
+        return self._set(brightnessProb=value)
+
+    def getRandomCrop(self) -> bool:
+        """Gets the value of randomCrop or its default value."""
+        return self.getOrDefault(self.randomCrop)
+
+    def setRandomCrop(self, value: bool) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`randomCrop`."""
+        return self._set(randomCrop=value)
+
+    def getContrastRange(self) -> list[float]:
+        """Gets the value of contrastRange or its default value."""
+        return self.getOrDefault(self.contrastRange)
+
+    def setContrastRange(self, value: list[float]) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`contrastRange`."""
+        return self._set(contrastRange=value)
+
+    def getKeyCol(self) -> str:
+        """Gets the value of keyCol or its default value."""
+        return self.getOrDefault(self.keyCol)
+
+    def setKeyCol(self, value: str) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`keyCol`."""
+        return self._set(keyCol=value)
+
+    def getEpoch(self) -> int:
+        """Gets the value of epoch or its default value."""
+        return self.getOrDefault(self.epoch)
+
+    def setEpoch(self, value: int) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`epoch`."""
+        return self._set(epoch=value)
+
+    def setInputCol(self, value: str) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`inputCol`."""
+        return self._set(inputCol=value)
+
+    def setOutputCol(self, value: str) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`outputCol`."""
+        return self._set(outputCol=value)
+
+    def setSeed(self, value: int) -> "CXRPreprocessor":
+        """Sets the value of :py:attr:`seed`."""
+        return self._set(seed=value)
+
 
 def _process_batch(batch: pa.RecordBatch, names: list[str], in_col: str, key_col: str, out_col: str,
                    cfg: ChainConfig, seed: int, epoch: int) -> pa.RecordBatch:

@@ -134,3 +134,59 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
         run = _score_batches(ir_dir, size, g(self.precision) or None, in_col, err_col, decode,
                              max(1, g(self.batchSize)), names, out_col, threads)
         return dataset.mapInArrow(run, schema)
+
+    def getModelDir(self) -> str:
+        """Gets the value of modelDir or its default value."""
+        return self.getOrDefault(self.modelDir)
+
+    def setModelDir(self, value: str) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`modelDir`."""
+        return self._set(modelDir=value)
+
+    def getPrecision(self) -> str:
+        """Gets the value of precision or its default value."""
+        return self.getOrDefault(self.precision)
+
+    def setPrecision(self, value: str) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`precision`."""
+        return self._set(precision=value)
+
+    def getErrorCol(self) -> str:
+        """Gets the value of errorCol or its default value."""
+        return self.getOrDefault(self.errorCol)
+
+    def setErrorCol(self, value: str) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`errorCol`."""
+        return self._set(errorCol=value)
+
+    def getDecode(self) -> bool:
+        """Gets the value of decode or its default value."""
+        return self.getOrDefault(self.decode)
+
+    def setDecode(self, value: bool) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`decode`."""
+        return self._set(decode=value)
+
+    def getBatchSize(self) -> int:
+        """Gets the value of batchSize or its default value."""
+        return self.getOrDefault(self.batchSize)
+
+    def setBatchSize(self, value: int) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`batchSize`."""
+        return self._set(batchSize=value)
+
+    def getThreads(self) -> int:
+        """Gets the value of threads or its default value."""
+        return self.getOrDefault(self.threads)
+
+    def setThreads(self, value: int) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`threads`."""
+        return self._set(threads=value)
+
+    def setInputCol(self, value: str) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`inputCol`."""
+        return self._set(inputCol=value)
+
+    def setOutputCol(self, value: str) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`outputCol`."""
+        return self._set(outputCol=value)

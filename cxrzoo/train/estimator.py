@@ -78,6 +78,34 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
     def _spec(self, input_size: int) -> NetSpec:
         return create_spec(self.getModelName(), dropout=self.getDropout(), input_size=input_size, l2=self.getL2())
 
+    def setImageSize(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`imageSize`."""
+        return self._set(imageSize=value)
+
+    def getAllowPatientOverlap(self) -> bool:
+        """Gets the value of allowPatientOverlap or its default value."""
+        return self.getOrDefault(self.allowPatientOverlap)
+
+    def setAllowPatientOverlap(self, value: bool) -> "Params":
+        """Sets the value of :py:attr:`allowPatientOverlap`."""
+        return self._set(allowPatientOverlap=value)
+
+    def setFeaturesCol(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`featuresCol`."""
+        return self._set(featuresCol=value)
+
+    def setLabelCol(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`labelCol`."""
+        return self._set(labelCol=value)
+
+    def setPredictionCol(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`predictionCol`."""
+        return self._set(predictionCol=value)
+
+    def setSeed(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`seed`."""
+        return self._set(seed=value)
+
 
 def _input_size(df: DataFrame, features_col: str) -> int:
     row = df.select(F.size(features_col).alias("n")).where(F.col("n") > 0).first()
@@ -119,7 +147,6 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         self._set(**self._input_kwargs)
         self._check()
         self._validation: DataFrame | None = None
-        self._on_epoch = None
 
     def _check(self) -> None:
         """Validate now what would otherwise fail after an hour of training."""
@@ -129,11 +156,6 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         g = self.getOrDefault
         if g(self.optimizer) == "sgd" and g(self.nesterov) and g(self.momentum) <= 0:
             raise ValueError("nesterov=True needs momentum > 0; set nesterov=False for plain SGD")
-
-    def setEpochCallback(self, fn) -> "CXREstimator":
-        """Call ``fn(record)`` after every epoch (``record``: the epoch's history entry), e.g. a progress bar."""
-        self._on_epoch = fn
-        return self
 
     def setValidation(self, df: DataFrame | None) -> "CXREstimator":
         """Score ``df`` (same columns as the training data) after every epoch: validation mean AUC in the
@@ -162,11 +184,10 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                 and val is None:
             raise ValueError("plateauMonitor='val_loss' needs a validation set: call setValidation(df) first")
         _require(dataset, [lcol])
-        self._weights = class_weights(dataset.where(F.col(lcol).isNotNull()), lcol,
-                                      len(get_config(self.getModelName()).labels),
-                                      self.getOrDefault(self.classWeighting))
+        weights = class_weights(dataset.where(F.col(lcol).isNotNull()), lcol,
+                                len(get_config(self.getModelName()).labels), self.getOrDefault(self.classWeighting))
         if prep is not None:
-            return self._fit_images(dataset, prep)
+            return self._fit_images(dataset, prep, weights)
         fcol = self.getFeaturesCol()
         _require(dataset, [fcol, lcol])
         train = dataset.where(F.col(fcol).isNotNull()).select(fcol, lcol)
@@ -176,10 +197,10 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
             row = dataset.where(F.col("image").isNotNull()).select(F.length("image").alias("n")).first()
             ingest_side = math.isqrt(row["n"]) if row is not None else None
         data = features_rdd(train, fcol, lcol, size)
-        model = self._train(size, lambda epoch: data, self._validation)
+        model = self._train(size, lambda epoch: data, weights, self._validation)
         return model._set(imageSize=ingest_side) if ingest_side else model
 
-    def _fit_images(self, dataset: DataFrame, prep: CXRPreprocessor) -> "CXRModel":
+    def _fit_images(self, dataset: DataFrame, prep: CXRPreprocessor, weights: tuple | None) -> "CXRModel":
         icol, kcol, lcol = prep.getInputCol(), prep.getOrDefault(prep.keyCol), self.getLabelCol()
         _require(dataset, [icol, kcol, lcol])
         images = dataset.where(F.col(icol).isNotNull()).select(kcol, icol, lcol)
@@ -199,7 +220,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
             if val is not None:
                 val = prep.copy().setAugment(False).setParams(outputCol=self.getFeaturesCol()).transform(val)
             model = self._train(prep.getCropSize(),
-                                lambda epoch: augmented_rdd(images, icol, kcol, lcol, cfg, seed, epoch), val)
+                                lambda epoch: augmented_rdd(images, icol, kcol, lcol, cfg, seed, epoch), weights, val)
         finally:
             if cached:
                 images.unpersist()
@@ -226,7 +247,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
 
         return validate
 
-    def _train(self, size: int, epoch_data, val: DataFrame | None = None) -> "CXRModel":
+    def _train(self, size: int, epoch_data, weights: tuple | None, val: DataFrame | None = None) -> "CXRModel":
         spec = self._spec(size)
         engine = self._engine()
         net = engine.build(spec, seed=self.getSeed())
@@ -238,14 +259,14 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         cfg = TrainConfig(epochs=self.getEpochs(), batch_size=self.getBatchSize(),
                           learning_rate=self.getLearningRate(), optimizer=self.getOptimizer(), seed=self.getSeed(),
                           momentum=g(self.momentum), nesterov=g(self.nesterov),
-                          class_weights=getattr(self, "_weights", None), summary_dir=g(self.summaryDir) or None)
+                          class_weights=weights, summary_dir=g(self.summaryDir) or None)
         with tempfile.TemporaryDirectory(prefix="cxrzoo-ckpt-") as tmp:
             opts = LoopOptions(schedule=self.lr_schedule(cfg.learning_rate, cfg.epochs), frozen=frozen,
                                freeze_epochs=self.getFreezeEpochs(), validate=self._validator(engine, net, spec, val),
                                checkpoint=CheckpointDir(g(self.checkpointDir) or tmp),
                                checkpoint_interval=g(self.checkpointInterval),
                                fingerprint={"model": self.getModelName(), "input_size": size,
-                                            "batch_size": cfg.batch_size}, on_epoch=self._on_epoch)
+                                            "batch_size": cfg.batch_size})
             t0 = time.perf_counter()
             history = run_epochs(engine, net, spec, cfg, epoch_data, opts)
         log.info("trained %s (%d² input) for %d epochs in %.1fs", self.getModelName(), size, cfg.epochs,
@@ -277,11 +298,15 @@ class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
         added = fcol not in dataset.columns and prep is not None
         if added:  # images in: the preprocessor's eval mode (center crop) first
             dataset = prep.setAugment(False).setParams(outputCol=fcol).transform(dataset)
-        ok = dataset.where(F.col(fcol).isNotNull())
-        bad = dataset.where(F.col(fcol).isNull())
-        scored = self.backend.predict(self.net, self.spec, ok, fcol, self.getPredictionCol(),
-                                     batch_size=max(2, self.getBatchSize()))
-        out = scored.unionByName(bad.withColumn(self.getPredictionCol(), F.lit(None).cast("array<float>")))
+        # one pass over the input (splitting it into scored and failed rows would run the preprocessing
+        # twice): rows without features are scored on zeros and get null probabilities
+        missing, pcol = "_cxrzoo_no_features", self.getPredictionCol()
+        width = self.spec.in_channels * self.spec.input_size ** 2
+        filled = dataset.withColumn(missing, F.col(fcol).isNull()).withColumn(
+            fcol, F.coalesce(F.col(fcol), F.array_repeat(F.lit(0.0).cast("float"), width)))
+        scored = self.backend.predict(self.net, self.spec, filled, fcol, pcol, batch_size=max(2, self.getBatchSize()))
+        out = scored.withColumn(pcol, F.when(F.col(missing), F.lit(None).cast("array<float>")).otherwise(F.col(pcol)))
+        out = out.drop(missing)
         return out.drop(fcol) if added else out
 
     def weights(self) -> dict:

@@ -20,6 +20,7 @@ from cxrzoo.train.checkpoint import CheckpointDir
 from cxrzoo.train.schedule import LRSchedule
 
 log = logging.getLogger(__name__)
+progress_log = logging.getLogger("cxrzoo.train.progress")  # one record per epoch, carrying its history entry
 
 Validator = Callable[[int], dict]
 
@@ -28,8 +29,8 @@ Validator = Callable[[int], dict]
 class LoopOptions:
     """How to drive the epochs (everything but the network and its data).
 
-    ``validate(epoch)`` returns ``{"mean_auc": …, "loss": …}`` on the validation set;
-    ``on_epoch(record)`` is called after each epoch (progress bars).
+    ``validate(epoch)`` returns ``{"mean_auc": …, "loss": …}`` on the validation set.  Each epoch's
+    log record carries its history entry as ``epoch_record`` (progress bars listen to it).
     """
 
     schedule: LRSchedule | None = None
@@ -40,7 +41,6 @@ class LoopOptions:
     checkpoint_interval: int = 1
     fingerprint: dict = field(default_factory=dict)
     retries: int = 2
-    on_epoch: Callable[[dict], None] | None = None
 
 
 class _Run:
@@ -76,9 +76,10 @@ class _Run:
 
 def _log_epoch(record: dict, epochs: int) -> None:
     loss, val, lr = record["loss"], record["val_mean_auc"], record["learning_rate"]
-    log.info("epoch %d/%d: loss %s, %.1f images/s, lr %s, validation mean AUC %s", record["epoch"] + 1, epochs,
-             "n/a" if loss is None else f"{loss:.4f}", record["images_per_s"],
-             "n/a" if lr is None else f"{lr:.3g}", "n/a" if val is None else f"{val:.4f}")
+    progress_log.info("epoch %d/%d: loss %s, %.1f images/s, lr %s, validation mean AUC %s", record["epoch"] + 1,
+                      epochs, "n/a" if loss is None else f"{loss:.4f}", record["images_per_s"],
+                      "n/a" if lr is None else f"{lr:.3g}", "n/a" if val is None else f"{val:.4f}",
+                      extra={"epoch_record": record})
 
 
 def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
@@ -130,8 +131,6 @@ def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
             run.epoch += 1
             if run.epoch % max(1, opts.checkpoint_interval) == 0 or run.epoch == config.epochs:
                 run.save()
-            if opts.on_epoch is not None:
-                opts.on_epoch(record)
     finally:
         trainer.close()
     return run.history

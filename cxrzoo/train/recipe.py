@@ -47,6 +47,70 @@ class HasLRSchedule(Params):
                           patience=g(self.plateauPatience), epsilon=g(self.plateauEpsilon), min_lr=g(self.minLR),
                           monitor=g(self.plateauMonitor))
 
+    def getLrSchedule(self) -> str:
+        """Gets the value of lrSchedule or its default value."""
+        return self.getOrDefault(self.lrSchedule)
+
+    def setLrSchedule(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`lrSchedule`."""
+        return self._set(lrSchedule=value)
+
+    def getWarmupEpochs(self) -> int:
+        """Gets the value of warmupEpochs or its default value."""
+        return self.getOrDefault(self.warmupEpochs)
+
+    def setWarmupEpochs(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`warmupEpochs`."""
+        return self._set(warmupEpochs=value)
+
+    def getWarmupStartLR(self) -> float:
+        """Gets the value of warmupStartLR or its default value."""
+        return self.getOrDefault(self.warmupStartLR)
+
+    def setWarmupStartLR(self, value: float) -> "Params":
+        """Sets the value of :py:attr:`warmupStartLR`."""
+        return self._set(warmupStartLR=value)
+
+    def getPlateauMonitor(self) -> str:
+        """Gets the value of plateauMonitor or its default value."""
+        return self.getOrDefault(self.plateauMonitor)
+
+    def setPlateauMonitor(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`plateauMonitor`."""
+        return self._set(plateauMonitor=value)
+
+    def getPlateauFactor(self) -> float:
+        """Gets the value of plateauFactor or its default value."""
+        return self.getOrDefault(self.plateauFactor)
+
+    def setPlateauFactor(self, value: float) -> "Params":
+        """Sets the value of :py:attr:`plateauFactor`."""
+        return self._set(plateauFactor=value)
+
+    def getPlateauPatience(self) -> int:
+        """Gets the value of plateauPatience or its default value."""
+        return self.getOrDefault(self.plateauPatience)
+
+    def setPlateauPatience(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`plateauPatience`."""
+        return self._set(plateauPatience=value)
+
+    def getPlateauEpsilon(self) -> float:
+        """Gets the value of plateauEpsilon or its default value."""
+        return self.getOrDefault(self.plateauEpsilon)
+
+    def setPlateauEpsilon(self, value: float) -> "Params":
+        """Sets the value of :py:attr:`plateauEpsilon`."""
+        return self._set(plateauEpsilon=value)
+
+    def getMinLR(self) -> float:
+        """Gets the value of minLR or its default value."""
+        return self.getOrDefault(self.minLR)
+
+    def setMinLR(self, value: float) -> "Params":
+        """Sets the value of :py:attr:`minLR`."""
+        return self._set(minLR=value)
+
 
 class HasMomentum(Params):
     """Mixin for SGD's momentum and Nesterov flag (ignored by Adam)."""
@@ -59,6 +123,22 @@ class HasMomentum(Params):
         super().__init__()
         self._setDefault(momentum=0.9, nesterov=True)
 
+    def getMomentum(self) -> float:
+        """Gets the value of momentum or its default value."""
+        return self.getOrDefault(self.momentum)
+
+    def setMomentum(self, value: float) -> "Params":
+        """Sets the value of :py:attr:`momentum`."""
+        return self._set(momentum=value)
+
+    def getNesterov(self) -> bool:
+        """Gets the value of nesterov or its default value."""
+        return self.getOrDefault(self.nesterov)
+
+    def setNesterov(self, value: bool) -> "Params":
+        """Sets the value of :py:attr:`nesterov`."""
+        return self._set(nesterov=value)
+
 
 class HasClassWeighting(Params):
     """Mixin for param classWeighting."""
@@ -70,6 +150,14 @@ class HasClassWeighting(Params):
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(classWeighting="none")
+
+    def getClassWeighting(self) -> str:
+        """Gets the value of classWeighting or its default value."""
+        return self.getOrDefault(self.classWeighting)
+
+    def setClassWeighting(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`classWeighting`."""
+        return self._set(classWeighting=value)
 
 
 class HasCheckpointing(Params):
@@ -88,3 +176,27 @@ class HasCheckpointing(Params):
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(checkpointDir="", checkpointInterval=1, summaryDir="")
+
+    def getCheckpointDir(self) -> str:
+        """Gets the value of checkpointDir or its default value."""
+        return self.getOrDefault(self.checkpointDir)
+
+    def setCheckpointDir(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`checkpointDir`."""
+        return self._set(checkpointDir=value)
+
+    def getCheckpointInterval(self) -> int:
+        """Gets the value of checkpointInterval or its default value."""
+        return self.getOrDefault(self.checkpointInterval)
+
+    def setCheckpointInterval(self, value: int) -> "Params":
+        """Sets the value of :py:attr:`checkpointInterval`."""
+        return self._set(checkpointInterval=value)
+
+    def getSummaryDir(self) -> str:
+        """Gets the value of summaryDir or its default value."""
+        return self.getOrDefault(self.summaryDir)
+
+    def setSummaryDir(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`summaryDir`."""
+        return self._set(summaryDir=value)
