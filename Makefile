@@ -9,7 +9,7 @@ STAMP := $(VENV)/.cxrzoo-installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile CMakeLists.txt $(wildcard kernels/*.cpp kernels/*.h)
+$(STAMP): pyproject.toml Makefile CMakeLists.txt $(wildcard kernels/*.cpp kernels/*.h models/*.toml)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
 	$(BIN)/python -m pip install -q -e '.[test]'

@@ -16,7 +16,9 @@ from cxrzoo.export.precision import (CALIBRATION_IMAGES, PRECISIONS, PrecisionRe
                                      cpu_supports_bf16, quantize_int8, read_labelled_images)
 from cxrzoo.models import create_spec
 from cxrzoo.atomic import replace
+from cxrzoo.models.cards import CARD_FILE, dump_toml, trained_card
 from cxrzoo.models.modeldir import read_card, read_weights
+from cxrzoo.models.spec import count_params
 from cxrzoo.normalization import NORMALIZATIONS
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,9 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
             "thresholds": {name: 0.5 for name in info["labels"]},
         }
         (tmp / CARD).write_text(json.dumps(card, indent=1) + "\n")
+        facts = trained_card(info["model"], spec.input_size, normalization, image_size, count_params(spec),
+                             engine=info.get("engine"), metrics=metrics, precision=precision)
+        (tmp / CARD_FILE).write_text(dump_toml(facts))
 
     replace(out, write)
     log.info("exported %s to %s (%s)", model_dir, out, precision)

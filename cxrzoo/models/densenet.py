@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from cxrzoo.models.heads import seed_head
-from cxrzoo.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, register_model
+from cxrzoo.models.registry import register_model
 from cxrzoo.models.spec import NetSpec, SpecBuilder
 
 _GROWTH, _BN_SIZE, _BLOCKS = 32, 4, (6, 12, 24, 16)
@@ -20,8 +20,7 @@ def _dense_layer(b: SpecBuilder, p: str, cin: int) -> str:
     return b.add(f"{p}.cat", "concat", inputs=(x_in, new))  # torchvision's order: [inputs..., new features]
 
 
-@register_model(ModelConfig(name="densenet121", input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                            feature_layer="gap", classifier_layer="classifier", imagenet_head=("classifier",)))
+@register_model("densenet121")
 def densenet121(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) -> NetSpec:
     """DenseNet-121: 7,978,856 parameters with the ImageNet head."""
     b = SpecBuilder(3, input_size)

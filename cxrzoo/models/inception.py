@@ -7,7 +7,7 @@ import, so the parameter count equals ``inception_v3(aux_logits=False)``'s.
 from __future__ import annotations
 
 from cxrzoo.models.heads import seed_head
-from cxrzoo.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, register_model
+from cxrzoo.models.registry import register_model
 from cxrzoo.models.spec import NetSpec, SpecBuilder
 
 
@@ -89,8 +89,7 @@ def _inception_e(b: SpecBuilder, p: str, cin: int) -> int:
     return 2048
 
 
-@register_model(ModelConfig(name="inception_v3", input_size=299, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                            feature_layer="gap", classifier_layer="fc", imagenet_head=("fc", "AuxLogits")))
+@register_model("inception_v3")
 def inception_v3(num_classes: int = 14, dropout: float = 0.2, input_size: int = 299) -> NetSpec:
     """Inception v3: 23,834,568 parameters with the ImageNet head (inputs from 75²)."""
     b = SpecBuilder(3, input_size)

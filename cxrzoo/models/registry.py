@@ -1,14 +1,15 @@
-"""The model registry: builders register by name; configs are frozen."""
+"""The model registry: builders register by name; each config is read from the model's card, and frozen."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
 from cxrzoo.labels import LABELS
 from cxrzoo.models.spec import NetSpec
 
 
-from cxrzoo.normalization import CAFFE_MEAN, IMAGENET_MEAN, IMAGENET_STD, UNIT_STD  # noqa: F401 (re-exported)
+from cxrzoo.models.cards import read_card
+from cxrzoo.normalization import CAFFE_MEAN, NORMALIZATIONS, UNIT_STD
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,16 @@ class ModelConfig:
     classifier_layer: str = "fc"
     imagenet_head: tuple[str, ...] = ()
     labels: tuple[str, ...] = LABELS
+    card: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any]) -> "ModelConfig":
+        """The config a model card (``models/<name>.toml``) describes."""
+        inp, layers = card["input"], card["layers"]
+        mean, std = NORMALIZATIONS[inp["normalization"]]
+        return cls(name=card["model"]["name"], input_size=int(inp["size"]), channels=int(inp["channels"]),
+                   mean=mean, std=std, feature_layer=layers["feature"], classifier_layer=layers["classifier"],
+                   imagenet_head=tuple(layers["imagenet_head"]), card=card)
 
 
 Builder = Callable[..., NetSpec]
@@ -41,14 +52,18 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
-def register_model(config: ModelConfig) -> Callable[[Builder], Builder]:
-    """Decorator: register ``builder(num_classes, dropout, input_size) -> NetSpec`` under ``config.name``.
+def register_model(name_or_config: str | ModelConfig) -> Callable[[Builder], Builder]:
+    """Decorator: register ``builder(num_classes, dropout, input_size) -> NetSpec`` under a name.
+
+    Given a name, the config is read from the model's card (``models/<name>.toml``); a
+    :class:`ModelConfig` registers a model without a card (e.g. a user's own, in a session).
 
     Raises
     ------
     ValueError
         If the name is already registered.
     """
+    config = ModelConfig.from_card(read_card(name_or_config)) if isinstance(name_or_config, str) else name_or_config
 
     def deco(builder: Builder) -> Builder:
         if config.name in _REGISTRY:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from cxrzoo.models.heads import seed_head
-from cxrzoo.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, register_model
+from cxrzoo.models.registry import register_model
 from cxrzoo.models.spec import NetSpec, SpecBuilder
 
 
@@ -29,8 +29,7 @@ def _bottleneck(b: SpecBuilder, p: str, cin: int, planes: int, stride: int) -> s
     return b.add(f"{p}.relu", "relu")
 
 
-@register_model(ModelConfig(name="resnet50", input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                            feature_layer="gap", classifier_layer="fc", imagenet_head=("fc",)))
+@register_model("resnet50")
 def resnet50(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) -> NetSpec:
     """ResNet-50: 25,557,032 parameters with the ImageNet head (the seed's backbone)."""
     b = SpecBuilder(3, input_size)

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 from cxrzoo.models.heads import seed_head
-from cxrzoo.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, register_model
+from cxrzoo.models.registry import register_model
 from cxrzoo.models.spec import NetSpec, SpecBuilder, spatial_sizes
 
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 
-@register_model(ModelConfig(name="vgg16", input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                            feature_layer="features.30", classifier_layer="fc",
-                            imagenet_head=("classifier.0", "classifier.3", "classifier.6")))
+@register_model("vgg16")
 def vgg16(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) -> NetSpec:
     """VGG-16: 138,357,544 parameters with the ImageNet classifier (which needs a 224² input).
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from cxrzoo.models import densenet, inception, resnet, vgg  # noqa: F401  (register themselves)
 from cxrzoo.models.heads import seed_head as _head
-from cxrzoo.models.registry import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, register_model
+from cxrzoo.models.registry import register_model
 from cxrzoo.models.spec import NetSpec, SpecBuilder
 
 
-@register_model(ModelConfig(name="tiny", input_size=224))
+@register_model("tiny")
 def tiny(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) -> NetSpec:
     """A 5-stage CNN (≈ 250 k parameters) for tests and demos on 2 cores.
 
@@ -32,8 +32,7 @@ _MOBILENET_V2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6,
                  (6, 320, 1, 1)]
 
 
-@register_model(ModelConfig(name="mobilenet_v2", input_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                            feature_layer="gap", classifier_layer="fc", imagenet_head=("classifier.1",)))
+@register_model("mobilenet_v2")
 def mobilenet_v2(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) -> NetSpec:
     """torchvision's MobileNetV2 (3,504,872 parameters with the ImageNet head), node names = state-dict keys.
 

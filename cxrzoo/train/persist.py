@@ -15,7 +15,9 @@ from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, 
 from cxrzoo.atomic import fetch_local_dir, local_path, replace_with_local_dir
 from cxrzoo.engine.base import EngineUnavailableError, get_engine
 from cxrzoo.labels import LABELS
+from cxrzoo.models.cards import CARD_FILE, dump_toml, trained_card
 from cxrzoo.models.modeldir import CARD, WEIGHTS, ModelDirError, read_card
+from cxrzoo.models.spec import count_params
 from cxrzoo.models.weights import save_weights
 
 
@@ -48,9 +50,18 @@ class CXRModelWriter(MLWriter):
                 "engine_artifact": artifact, "dropout": m.getDropout(), "image_size": m.getImageSize(),
                 "normalization": m.getNormalization(), "history": getattr(m, "history", [])}
         Path(path, CARD).write_text(json.dumps(card, indent=1) + "\n")
+        facts = trained_card(m.getModelName(), m.spec.input_size, m.getNormalization(), m.getImageSize(),
+                             count_params(m.spec), engine=m.backend.name, pretrained=m.getPretrained(),
+                             metrics={"validation": {"mean_auc": _best_val(card["history"])}})
+        Path(path, CARD_FILE).write_text(dump_toml(facts))
         from cxrzoo.train.curve import write_learning_curve
 
         write_learning_curve(card["history"], Path(path, "learning_curve.png"))
+
+
+def _best_val(history: list[dict]) -> float | None:
+    vals = [h.get("val_mean_auc") for h in history if h.get("val_mean_auc") is not None]
+    return max(vals) if vals else None
 
 
 class CXRModelReader(MLReader):
