@@ -213,19 +213,32 @@ def fetch_local_dir(path: str, spark: Any = None) -> tuple[Path, Callable[[], No
     return Path(stage) / "in", lambda: shutil.rmtree(stage, ignore_errors=True)
 
 
-def write_text(path: str | os.PathLike, text: str, spark: Any = None) -> None:
-    """Write a small text file (a report, a card) atomically, locally or through Hadoop."""
+def write_bytes(path: str | os.PathLike, data: bytes, spark: Any = None) -> None:
+    """Write a file (an image, a report, a card) atomically, locally or through Hadoop.
+
+    Locally the new content goes to the hidden sibling ``.<name>.tmp`` and is renamed over the target
+    (one rename: a file needs no "old" step); a killed write's sibling is overwritten by the next one.
+    """
     path = os.fspath(path)
-    if local_path(path) is not None:
-        replace(path, lambda tmp: Path(tmp).write_text(text))
+    local = local_path(path)
+    if local is not None:
+        target = Path(local)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
         return
     fs = _Hadoop(spark, path)
 
     def put(tmp: str) -> None:
         out = fs.fs.create(fs.path(tmp), True)
         try:
-            out.write(bytearray(text.encode()))
+            out.write(bytearray(data))
         finally:
             out.close()
 
     replace(path, put, spark)
+
+
+def write_text(path: str | os.PathLike, text: str, spark: Any = None) -> None:
+    """:func:`write_bytes` of ``text`` in UTF-8."""
+    write_bytes(path, text.encode(), spark)

@@ -25,6 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cxrzoo.atomic import write_text
 from cxrzoo.javahome import ensure_java_home
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         if _STATE.exists():
             raise SystemExit(f"a cluster started by this command may still run ({_STATE}); stop it first")
         c = StandaloneCluster(args.workers, args.cores, args.memory).start()
-        _STATE.write_text(json.dumps({"pids": [p.pid for p in c._procs], "master": c.master_url}))
+        write_text(_STATE, json.dumps({"pids": [p.pid for p in c._procs], "master": c.master_url}))
         sys.stdout.write(c.master_url + "\n")  # the command's output: the URL to pass as --master
         return
     if not _STATE.exists():

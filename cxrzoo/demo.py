@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from pyspark.sql import functions as F
 
+from cxrzoo.atomic import write_text
+
 log = logging.getLogger("cxrzoo.demo")
 
 
@@ -79,7 +81,7 @@ def run_demo(out: str = "demo-out", n: int = 600, epochs: int = 12, seed: int = 
         rows = jobs.score(spark, p["ir"], p["scores.parquet"], images=str(ds.images))
     summary = {"mean_auc": report.mean_auc, "auc": report.auc, "openvino_vs_bigdl_max_abs": diff,
                "scored_rows": rows, "seconds": round(time.perf_counter() - t_all, 1), "outputs": p}
-    Path(root, "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_text(Path(root, "summary.json"), json.dumps(summary, indent=1) + "\n")
     log.info("mean AUC %.4f on %d test images; total %.0fs", report.mean_auc or float("nan"), report.n,
              summary["seconds"])
     log.info("outputs:\n  data     %s\n  model    %s\n  IR       %s\n  scores   %s\n  summary  %s",

@@ -9,7 +9,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from cxrzoo.evaluate import AucReport, evaluate_auc
@@ -20,6 +20,7 @@ from cxrzoo.labels import LABELS
 from cxrzoo.models.modeldir import read_card as read_model_card
 from cxrzoo.normalization import normalization_of
 from cxrzoo.preprocess import CXRPreprocessor
+from cxrzoo.preprocess.sides import image_side
 from cxrzoo.score import OpenVINOScorer, read_card
 from cxrzoo.train import CXREstimator, CXRModel
 
@@ -35,13 +36,6 @@ def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 
     for row in errors:
         log.warning("ingest: %s", row.error)
     return report
-
-
-def _image_size(df: DataFrame) -> int:
-    row = df.where(F.col("image").isNotNull()).select(F.length("image").alias("n")).first()
-    if row is None:
-        raise ValueError("the dataset has no decoded images")
-    return int(round(row["n"] ** 0.5))
 
 
 def train(spark: SparkSession, data: str, out: str, validation: str | None = None, crop: int = 224,
@@ -104,8 +98,8 @@ def evaluate(spark: SparkSession, model_dir: str, data: str, bootstrap: int = 10
                  "with OpenVINO from its engine-neutral weights", card.get("engine"), model_dir)
         with tempfile.TemporaryDirectory(prefix="cxrzoo-eval-ir-") as tmp:
             ir = export_openvino(model_dir, Path(tmp) / "ir")
-            if _image_size(df) != int(card.get("image_size") or 256):
-                raise ValueError(f"{data} holds {_image_size(df)}² images but {model_dir} was trained on "
+            if image_side(df) != int(card.get("image_size") or 256):
+                raise ValueError(f"{data} holds {image_side(df)}² images but {model_dir} was trained on "
                                  f"{card.get('image_size')}² ones; re-ingest with --size {card.get('image_size')}")
             return evaluate_auc(OpenVINOScorer(modelDir=str(ir)).transform(df), bootstrap=bootstrap)
     model = CXRModel.load(model_dir)
@@ -140,8 +134,8 @@ def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None,
         scored = scorer.setParams(decode=True, inputCol="content").transform(image_files(spark, images))
     else:
         df = spark.read.parquet(data)
-        if _image_size(df) != size:
-            raise ValueError(f"{data} holds {_image_size(df)}² images but {ir_dir} takes {size}²; re-ingest with "
+        if image_side(df) != size:
+            raise ValueError(f"{data} holds {image_side(df)}² images but {ir_dir} takes {size}²; re-ingest with "
                              f"--size {size} or score with --images")
         scored = scorer.transform(df)
     cols = [F.col("probabilities")[i].alias(name) for i, name in enumerate(card.get("labels", LABELS))]

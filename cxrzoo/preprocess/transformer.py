@@ -1,7 +1,6 @@
 """``CXRPreprocessor``: the preprocessing chain as a Spark ML Transformer over Arrow batches."""
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import numpy as np
@@ -18,6 +17,7 @@ from cxrzoo.arrowutil import rows_to_list_array
 from cxrzoo.normalization import NORMALIZATIONS
 from cxrzoo.params import HasCropSize, HasNormalization
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain
+from cxrzoo.preprocess.sides import side_of
 
 
 class CXRPreprocessor(Transformer, HasInputCol, HasOutputCol, HasSeed, HasCropSize, HasNormalization,
@@ -175,7 +175,7 @@ def _process_batch(batch: pa.RecordBatch, names: list[str], in_col: str, key_col
     images = batch.column(in_col).to_pylist()
     keys = [str(k) for k in batch.column(key_col).to_pylist()]
     valid = [i for i, b in enumerate(images) if b is not None]
-    side = math.isqrt(len(images[valid[0]])) if valid else 0
+    side = (side_of(len(images[valid[0]])) or 0) if valid else 0
     misfit = [i for i in valid if len(images[i]) != side * side or side < cfg.crop]
     valid = [i for i in valid if i not in set(misfit)]
     c = cfg.crop

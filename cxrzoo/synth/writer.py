@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from cxrzoo.atomic import write_bytes, write_text
 from cxrzoo.synth.cohort import Study, nih_stats, sample_cohort, split_patients
 from cxrzoo.synth.phantom import render
 from cxrzoo.synth.pngwrite import encode_gray_png
@@ -40,20 +41,11 @@ class SynthResult:
     seconds: float
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _render_one(args: tuple[str, str, int, int, str]) -> str:
     path, findings, size, seed, view = args
     p = Path(path)
     if not p.exists():
-        tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-        tmp.write_bytes(encode_gray_png(render(findings, size, seed, view)))
-        os.replace(tmp, p)
+        write_bytes(p, encode_gray_png(render(findings, size, seed, view)))
     return path
 
 
@@ -102,11 +94,11 @@ def write_dataset(out: str | os.PathLike, n: int = 500, size: int = 1024, seed: 
     spacing = nih_stats()["spacing_mm"] * 2500 / size  # NIH originals are ~2500 px wide
     rows = [NIH_2017_HEADER] + [_csv_row(s, size, spacing) for s in studies]
     labels_csv = root / "Data_Entry_2017.csv"
-    atomic_write_text(labels_csv, "\n".join(rows) + "\n")
+    write_text(labels_csv, "\n".join(rows) + "\n")
     train, test = split_patients(studies, seed)
     tv, te = root / "train_val_list.txt", root / "test_list.txt"
-    atomic_write_text(tv, "\n".join(train) + "\n")
-    atomic_write_text(te, "\n".join(test) + "\n")
+    write_text(tv, "\n".join(train) + "\n")
+    write_text(te, "\n".join(test) + "\n")
     dt = time.perf_counter() - t0
     log.info("synth: wrote %d images (%d²) to %s in %.1fs (%.0f images/s)", n, size, images, dt, n / dt)
     return SynthResult(root, images, labels_csv, tv, te, n, dt)

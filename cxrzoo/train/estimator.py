@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 import time
 from typing import Any
@@ -23,6 +22,7 @@ from cxrzoo.models.pretrained import load_pretrained
 from cxrzoo.models.spec import layers_up_to
 from cxrzoo.params import HasFineTuning, HasModelName, HasNormalization, HasTrainingParams
 from cxrzoo.preprocess import CXRPreprocessor
+from cxrzoo.preprocess.sides import image_side
 from cxrzoo.train.checkpoint import CheckpointDir
 from cxrzoo.train.feed import augmented_rdd, features_rdd
 from cxrzoo.train.loop import LoopOptions, run_epochs
@@ -107,16 +107,6 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
         return self._set(seed=value)
 
 
-def _input_size(df: DataFrame, features_col: str) -> int:
-    row = df.select(F.size(features_col).alias("n")).where(F.col("n") > 0).first()
-    if row is None:
-        raise ValueError(f"no rows with {features_col!r}: every image failed to decode or the data is empty")
-    side = math.isqrt(row["n"] // 3)
-    if 3 * side * side != row["n"]:
-        raise ValueError(f"{features_col!r} has {row['n']} values per row, not 3×S×S (run CXRPreprocessor first)")
-    return side
-
-
 class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWritable):
     """Train a registry network on ``features`` (3×S×S float) against ``labels`` (14 floats).
 
@@ -191,11 +181,10 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         fcol = self.getFeaturesCol()
         _require(dataset, [fcol, lcol])
         train = dataset.where(F.col(fcol).isNotNull()).select(fcol, lcol)
-        size = _input_size(train, fcol)
+        size = image_side(train, fcol)
         ingest_side = None
         if "image" in dataset.columns and not self.isSet(self.imageSize):  # record the ingest size for export
-            row = dataset.where(F.col("image").isNotNull()).select(F.length("image").alias("n")).first()
-            ingest_side = math.isqrt(row["n"]) if row is not None else None
+            ingest_side = image_side(dataset, "image")
         data = features_rdd(train, fcol, lcol, size)
         model = self._train(size, lambda epoch: data, weights, self._validation)
         return model._set(imageSize=ingest_side) if ingest_side else model
@@ -204,13 +193,10 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         icol, kcol, lcol = prep.getInputCol(), prep.getOrDefault(prep.keyCol), self.getLabelCol()
         _require(dataset, [icol, kcol, lcol])
         images = dataset.where(F.col(icol).isNotNull()).select(kcol, icol, lcol)
-        sides = [r["n"] for r in images.select(F.length(icol).alias("n")).distinct().limit(3).collect()]
-        if not sides:
-            raise ValueError(f"no rows with {icol!r}: every image failed to decode or the data is empty")
-        side = math.isqrt(sides[0])
-        if len(sides) > 1 or side * side != sides[0] or side < prep.getCropSize():
-            raise ValueError(f"{icol!r} must hold square gray images of one size >= the crop "
-                             f"{prep.getCropSize()}; found byte lengths {sides} (ingest with one --size)")
+        side = image_side(images, icol)
+        if side < prep.getCropSize():
+            raise ValueError(f"{icol!r} holds {side}² images, smaller than the crop {prep.getCropSize()}; ingest "
+                             f"with --size >= {prep.getCropSize()} or crop smaller")
         cached = not images.is_cached
         if cached:
             images = images.persist()

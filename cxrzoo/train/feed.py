@@ -7,7 +7,6 @@ arrays are reshaped to CHW.
 """
 from __future__ import annotations
 
-import math
 from typing import Iterator
 
 import numpy as np
@@ -17,6 +16,7 @@ from pyspark.sql import DataFrame
 
 from cxrzoo.arrowutil import rows_to_binary_array
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain
+from cxrzoo.preprocess.sides import side_of
 
 _BATCH = 64
 
@@ -39,7 +39,7 @@ def augmented_rdd(df: DataFrame, image_col: str, key_col: str, label_col: str, c
 
 
 def _batch(rows: list, cfg: ChainConfig, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    side = math.isqrt(len(rows[0][1]))
+    side = side_of(len(rows[0][1]))
     stack = np.frombuffer(b"".join(bytes(r[1]) for r in rows), np.uint8).reshape(len(rows), side, side)
     x = apply_chain(stack, [str(r[0]) for r in rows], cfg, seed, epoch)
     for i, r in enumerate(rows):
