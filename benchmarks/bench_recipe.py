@@ -36,7 +36,7 @@ def _options(ap) -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup-epochs", type=int, default=1)
     ap.add_argument("--crop", type=int, default=224)
-    ap.add_argument("--engine", default="bigdl", choices=["bigdl", "mklblas", "mkldnn"])
+    ap.add_argument("--bigdl-engine-type", default="mkldnn", choices=["mkldnn", "mklblas"])
     ap.add_argument("--precisions", default="bf16,int8", help="reduced-precision exports to check against FP32 "
                     "on the test split ('' for none)")
 
@@ -99,7 +99,7 @@ def main() -> None:
     t = time.perf_counter()
     ds = write_dataset(root / "data", n=args.n, size=1024, seed=args.seed)
     times["synth"] = time.perf_counter() - t
-    spark = get_spark(driver_memory="10g", bigdl_engine=args.engine if args.engine != "bigdl" else None)
+    spark = get_spark(driver_memory="10g", engine="bigdl", engine_type=args.bigdl_engine_type)
     t = time.perf_counter()
     jobs.ingest(spark, str(ds.images), str(ds.labels_csv), str(root / "all.parquet"), size=256)
     times["ingest"] = time.perf_counter() - t
@@ -114,7 +114,8 @@ def main() -> None:
                        crop=args.crop, modelName=args.model, pretrained=pretrained, epochs=args.epochs,
                        batchSize=args.batch_size, learningRate=args.lr, lrSchedule="plateau",
                        warmupEpochs=args.warmup_epochs, warmupStartLR=args.lr / 100, plateauMonitor="val_loss",
-                       classWeighting="chexnet", seed=args.seed, engine=args.engine, normalization=None)
+                       classWeighting="chexnet", seed=args.seed, engine="bigdl",
+                       bigdlEngineType=args.bigdl_engine_type, normalization=None)
     times["train"] = time.perf_counter() - t
     t = time.perf_counter()
     rep = jobs.evaluate(spark, str(root / "model"), str(root / "test.parquet"), bootstrap=1000)

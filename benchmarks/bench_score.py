@@ -45,11 +45,12 @@ def _options(ap) -> None:
 
 
 def _model_dir(root: Path, name: str, spark) -> tuple[Path, object, object, object]:
-    """A model directory (model.json + weights.npz) of a freshly initialised BigDL network."""
+    """A model directory (card + engine-neutral weights) of a freshly initialised BigDL network."""
     from cxrzoo.engine.base import get_engine
     from cxrzoo.labels import LABELS
     from cxrzoo.models import create_spec
-    from cxrzoo.train.persist import flatten_weights
+    from cxrzoo.models.modeldir import CARD, WEIGHTS
+    from cxrzoo.models.weights import save_weights
 
     spec = create_spec(name, input_size=224)
     eng = get_engine("bigdl")
@@ -57,9 +58,9 @@ def _model_dir(root: Path, name: str, spark) -> tuple[Path, object, object, obje
     weights = eng.weights(net, spec)
     d = root / "model"
     d.mkdir()
-    np.savez(d / "weights.npz", **flatten_weights(weights))
-    (d / "model.json").write_text(json.dumps({"model": name, "input_size": 224, "labels": list(LABELS),
-                                              "image_size": 256, "normalization": "imagenet", "dropout": 0.0}))
+    save_weights(d / WEIGHTS, weights)
+    (d / CARD).write_text(json.dumps({"model": name, "input_size": 224, "labels": list(LABELS), "engine": "bigdl",
+                                      "image_size": 256, "normalization": "imagenet", "dropout": 0.0}))
     return d, net, spec, weights
 
 

@@ -37,8 +37,8 @@ def bigdl_worker(engine: str, models: list[str], batches: list[int], iterations:
     from cxrzoo.models import create_spec
     from cxrzoo.session import get_spark
 
-    spark = get_spark(master="local[2]", driver_memory="12g", bigdl_engine=engine)
-    eng = get_engine(engine)
+    spark = get_spark(master="local[2]", driver_memory="12g", engine="bigdl", engine_type=engine)
+    eng = get_engine("bigdl", engine_type=engine)
     for name in models:
         for batch in batches:
             spec = create_spec(name, num_classes=14, input_size=224)
