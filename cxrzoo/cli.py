@@ -12,9 +12,9 @@ from cxrzoo.stdio import fd_stdout_to_stderr
 log = logging.getLogger("cxrzoo")
 
 
-def _engine_options(args: argparse.Namespace) -> dict:
+def _engine_options(args: argparse.Namespace, engine: str | None) -> dict:
     """The engine's own options from the command line (BigDL: --bigdl-engine-type)."""
-    return {"engine_type": args.bigdl_engine_type} if getattr(args, "engine", None) == "bigdl" else {}
+    return {"engine_type": args.bigdl_engine_type} if engine == "bigdl" and hasattr(args, "bigdl_engine_type") else {}
 
 
 def _spark(args: argparse.Namespace, engine: str | None = None):
@@ -25,8 +25,7 @@ def _spark(args: argparse.Namespace, engine: str | None = None):
                      executor_cores=getattr(args, "executor_cores", None),
                      executor_memory=getattr(args, "executor_memory", None),
                      num_executors=getattr(args, "num_executors", None), engine=engine,
-                     **({"engine_type": args.bigdl_engine_type} if engine == "bigdl" and
-                        hasattr(args, "bigdl_engine_type") else {}))
+                     **_engine_options(args, engine))
 
 
 def cmd_spark_conf(args: argparse.Namespace) -> None:
@@ -35,7 +34,7 @@ def cmd_spark_conf(args: argparse.Namespace) -> None:
 
     conf = spark_conf(engine=args.engine, master=args.master, driver_memory=args.driver_memory,
                       executor_cores=args.executor_cores, executor_memory=args.executor_memory,
-                      num_executors=args.num_executors, **_engine_options(args))
+                      num_executors=args.num_executors, **_engine_options(args, args.engine))
     if args.json:
         sys.stdout.write(json.dumps(conf, indent=1) + "\n")
     else:
@@ -207,7 +206,7 @@ def _add_master(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master", default=None, help="Spark master URL (default: $CXRZOO_MASTER or local[*])")
     p.add_argument("--driver-memory", default="10g", help="driver JVM heap (default: 10g)")
     p.add_argument("--executor-cores", type=int, default=None,
-                   help="cores per executor on a cluster master (BigDL needs it; e.g. 1 on `python -m cxrzoo.cluster`)")
+                   help="cores per executor on a cluster master (default: what the cluster grants)")
     p.add_argument("--num-executors", type=int, default=None, help="executors on a cluster master")
     p.add_argument("--executor-memory", default=None, help="executor heap on a cluster master (e.g. 2g)")
 

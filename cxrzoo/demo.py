@@ -29,7 +29,7 @@ class _Stage:
 
 
 def parity(spark, model_dir: str, ir_dir: str, data: str, limit: int = 64) -> float:
-    """Max |OpenVINO − BigDL| probability on the same images (center crop, no augmentation)."""
+    """Max |OpenVINO − engine| probability on the same images (center crop, no augmentation)."""
     from cxrzoo.preprocess import CXRPreprocessor
     from cxrzoo.score import OpenVINOScorer
     from cxrzoo.train import CXRModel
@@ -38,11 +38,11 @@ def parity(spark, model_dir: str, ir_dir: str, data: str, limit: int = 64) -> fl
     df = spark.read.parquet(data).where(F.col("image").isNotNull()).orderBy("image_index").limit(limit).cache()
     feats = CXRPreprocessor(cropSize=model.spec.input_size, normalization=model.getNormalization(),
                             augment=False).transform(df)
-    bigdl = {r.image_index: r.probabilities for r in
+    engine = {r.image_index: r.probabilities for r in
              model.transform(feats).select("image_index", "probabilities").collect()}
     ov = {r.image_index: r.ov for r in
           OpenVINOScorer(modelDir=ir_dir, outputCol="ov").transform(df).select("image_index", "ov").collect()}
-    return float(max(np.max(np.abs(np.array(bigdl[k]) - np.array(ov[k]))) for k in bigdl))
+    return float(max(np.max(np.abs(np.array(engine[k]) - np.array(ov[k]))) for k in engine))
 
 
 def run_demo(out: str = "demo-out", n: int = 600, epochs: int = 12, seed: int = 0, master: str | None = None,
@@ -62,13 +62,13 @@ def run_demo(out: str = "demo-out", n: int = 600, epochs: int = 12, seed: int = 
     root.mkdir(parents=True, exist_ok=True)
     with _Stage(f"1/7 synth: {n} NIH-format 1024² radiographs"):
         ds = write_dataset(root / "data", n=n, size=1024, seed=seed)
-    with _Stage("2/7 Spark + BigDL session"):
+    with _Stage("2/7 Spark session"):
         spark = get_spark(master=master)
     p = {k: str(root / k) for k in ("train.parquet", "test.parquet", "model", "ir", "scores.parquet")}
     with _Stage(f"3/7 ingest at {image_size}² (train_val and test splits, patient-wise)"):
         jobs.ingest(spark, str(ds.images), str(ds.labels_csv), p["train.parquet"], image_size, str(ds.train_val_list))
         jobs.ingest(spark, str(ds.images), str(ds.labels_csv), p["test.parquet"], image_size, str(ds.test_list))
-    with _Stage(f"4/7 preprocess + train tiny CNN with BigDL ({epochs} epochs)"):
+    with _Stage(f"4/7 preprocess + train tiny CNN ({epochs} epochs)"):
         jobs.train(spark, p["train.parquet"], p["model"], epochs=epochs, batchSize=32, learningRate=2e-3, seed=seed)
     with _Stage("5/7 evaluate on the test split"):
         report = jobs.evaluate(spark, p["model"], p["test.parquet"])
@@ -76,10 +76,10 @@ def run_demo(out: str = "demo-out", n: int = 600, epochs: int = 12, seed: int = 
     with _Stage("6/7 export to OpenVINO IR"):
         jobs.export(p["model"], p["ir"], metrics={"test": report.as_dict()})
         diff = parity(spark, p["model"], p["ir"], p["test.parquet"])
-        log.info("OpenVINO vs BigDL: max |Δ probability| = %.2e on the same images", diff)
+        log.info("OpenVINO vs the training engine: max |Δ probability| = %.2e on the same images", diff)
     with _Stage("7/7 score the test images with OpenVINO inside Spark"):
         rows = jobs.score(spark, p["ir"], p["scores.parquet"], images=str(ds.images))
-    summary = {"mean_auc": report.mean_auc, "auc": report.auc, "openvino_vs_bigdl_max_abs": diff,
+    summary = {"mean_auc": report.mean_auc, "auc": report.auc, "openvino_vs_engine_max_abs": diff,
                "scored_rows": rows, "seconds": round(time.perf_counter() - t_all, 1), "outputs": p}
     write_text(Path(root, "summary.json"), json.dumps(summary, indent=1) + "\n")
     log.info("mean AUC %.4f on %d test images; total %.0fs", report.mean_auc or float("nan"), report.n,

@@ -22,7 +22,9 @@ def _duration(seconds: float) -> str:
 
 
 class EpochProgress(logging.Handler):
-    """Call with each epoch's history record (or attach to the epoch loop's logger); draws ``[####------] 4/10 epochs … ETA``.
+    """Call with each epoch's history record (or attach it to the epoch loop's logger).
+
+    Draws ``[####------] 4/10 epochs … ETA``.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Rank AUC and bootstrap intervals against Spark's BinaryClassificationEvaluator."""
+"""cxrzoo's one AUC: ranks against the pairwise definition and Spark's evaluator; bootstrap intervals."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,3 +29,23 @@ def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_n():
         return ci["a"][1] - ci["a"][0]
 
     assert width(2000) < width(200)
+
+
+def test_evaluate_auc_agrees_with_sparks_evaluator(spark):
+    """cxrzoo's one AUC (ranks, on the driver) against Spark ML's BinaryClassificationEvaluator, with ties."""
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.sql import functions as F
+
+    from cxrzoo.evaluate import evaluate_auc
+
+    rng = np.random.default_rng(5)
+    y = (rng.random((400, 3)) < [0.1, 0.3, 0.0]).astype(float)  # the third label has no positives
+    p = np.round(rng.random((400, 3)) * 0.6 + 0.4 * y, 2)  # ties
+    df = spark.createDataFrame([(list(map(float, a)), list(map(float, b))) for a, b in zip(y, p)],
+                               "labels array<double>, probabilities array<double>")
+    rep = evaluate_auc(df, labels=("a", "b", "c"))
+    for i, name in enumerate(("a", "b")):
+        col = df.select(F.col("labels")[i].alias("y"), F.col("probabilities")[i].alias("p"))
+        spark_auc = BinaryClassificationEvaluator(rawPredictionCol="p", labelCol="y").evaluate(col)
+        assert abs(rep.auc[name] - spark_auc) < 1e-9, (name, rep.auc[name], spark_auc)
+    assert rep.auc["c"] is None and rep.positives["c"] == 0 and rep.n == 400

@@ -42,7 +42,8 @@ def package_dir() -> Path | None:
 def unavailable() -> str | None:
     """None when BigDL DLlib can be imported, else why not."""
     if package_dir() is None:
-        return "the bigdl package is not installed (pip install --no-deps bigdl-dllib-spark3==2.4.0 bigdl-core==2.4.0.dev0)"
+        return ("the bigdl package is not installed "
+                "(pip install --no-deps bigdl-dllib-spark3==2.4.0 bigdl-core==2.4.0.dev0)")
     if not (package_dir() / "dllib" / "__init__.py").is_file():  # looked up, not imported
         return "bigdl.dllib is missing from the bigdl package"
     return None
@@ -147,10 +148,9 @@ def _cores_from_cluster(sc: Any, timeout: float = 60.0, settle: float = 3.0) -> 
         if time.monotonic() > deadline:
             if cores:
                 break
-            raise SparkConfigError({"spark.executor.cores": "<cores per executor>",
-                                    "spark.cores.max": "<executors × cores>"},
-                                   f"BigDL on {sc.master} (no executor registered within {timeout:.0f} s to read "
-                                   "its cores from; pass --executor-cores and --num-executors)")
+            raise RuntimeError(f"no executor registered on {sc.master} within {timeout:.0f} s to read its cores "
+                               "from: pass --executor-cores N --num-executors M (spark.executor.cores, "
+                               "spark.cores.max)")
         time.sleep(0.5)
     if len(set(cores)) > 1:
         log.warning("executors have different core counts %s; BigDL splits batches as if each had %d", cores,
