@@ -121,8 +121,9 @@ class HasTrainingParams(Params):
                    typeConverter=TypeConverters.toString)
     bigdlEngineType = Param(Params._dummy(), "bigdlEngineType",
                             "BigDL's compute engine, 'mkldnn' (default: every backbone trains on it) or 'mklblas' "
-                            "(MKL-BLAS; exhausts the heap on ResNet-50 and DenseNet-121); a JVM-wide setting that "
-                            "the SparkSession must start with (cxrzoo spark-conf --engine bigdl)",
+                            "(MKL-BLAS; exhausts the heap on ResNet-50 and DenseNet-121, but honours freezeEpochs); "
+                            "a JVM-wide setting that the SparkSession must start with (cxrzoo spark-conf --engine "
+                            "bigdl); left unset, training follows the engine type the running session has",
                             typeConverter=_one_of("bigdlEngineType", {"mklblas", "mkldnn"}))
 
     def __init__(self) -> None:
@@ -163,11 +164,13 @@ class HasTrainingParams(Params):
         return self.getOrDefault(self.bigdlEngineType)
 
     def engine_options(self) -> dict:
-        """The engine's own options, from the Params its class maps them to."""
+        """The engine's own options, from the Params its class maps them to: those set explicitly, else None
+        (the engine then follows the running session, and its default where it starts one)."""
         from cxrzoo.engine.base import engine_class
 
         cls = engine_class(self.getEngine())
-        return {opt: self.getOrDefault(self.getParam(name)) for opt, name in cls.option_params().items()}
+        return {opt: self.getOrDefault(self.getParam(name)) if self.isSet(self.getParam(name)) else None
+                for opt, name in cls.option_params().items()}
 
     def setEpochs(self, value: int) -> "Params":
         """Sets the value of :py:attr:`epochs`."""

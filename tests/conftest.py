@@ -1,4 +1,4 @@
-"""Shared fixtures: one SparkSession (local[2]), one small synthetic dataset, one trained model."""
+"""Shared fixtures: one SparkSession (local[2], BigDL MKL-BLAS), one small synthetic dataset, one trained model."""
 from __future__ import annotations
 
 import os
@@ -21,7 +21,11 @@ needs_nih = pytest.mark.skipif(not (NIH_CSV.exists() and NIH_SAMPLE.is_dir()),
 def spark():
     from cxrzoo.session import get_spark
 
-    return get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests")
+    # BigDL's MKL-BLAS engine type: it honours frozen layers (freezeEpochs) and computes like the NumPy and
+    # OpenVINO references to 1e-5; MKL-DNN, the default for sessions cxrzoo starts, runs in the
+    # subprocess tests (test_mkldnn.py, test_attach.py, test_engine_neutral.py)
+    return get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests", engine="bigdl",
+                     engine_type="mklblas")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Run in a fresh JVM with BigDL's MKL-DNN engine (tests/test_mkldnn.py): train each named backbone briefly.
 
-Prints one line per model: ``name loss0 loss1 loss2``.  Each epoch is one full-batch iteration (8 images; BigDL
+Prints one line per model: ``name loss0 loss1 loss2 helpers drift`` (the ReLU6 helper layers and their largest
+departure from their fixed values after training).  Each epoch is one full-batch iteration (8 images; BigDL
 coalesces the data to one partition per node, and MKL-DNN trains one model per JVM), so every loss is the same
 objective (BatchNorm statistics over the same 8 images) measured at the weights before that epoch's step.
 """
@@ -32,7 +33,10 @@ def main() -> None:
         trainer = engine.trainer(net, spec, TrainConfig(epochs=3, batch_size=8, learning_rate=1e-4))
         losses = [trainer.train_epoch(data, e).loss for e in range(3)]
         trainer.close()
-        print(name, *losses, flush=True)  # noqa: T201
+        fixed = getattr(net, "cxr_fixed_layers", [])  # MobileNetV2's ReLU6 helpers: exact after every epoch
+        drift = max((float(np.abs(np.asarray(a).ravel() - np.asarray(b).ravel()).max())
+                     for f in fixed for a, b in zip(f.module.get_weights(), f.weights)), default=0.0)
+        print(name, *losses, len(fixed), drift, flush=True)  # noqa: T201
         del net, trainer, data
         gc.collect()
         spark.sparkContext._jvm.System.gc()

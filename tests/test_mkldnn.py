@@ -24,7 +24,9 @@ def test_backbone_trains_on_mkldnn(name):
     assert run.returncode == 0, run.stderr[-3000:]
     lines = [ln.split() for ln in run.stdout.splitlines() if ln.split() and ln.split()[0] == name]
     assert len(lines) == 1, run.stdout[-2000:]
-    losses = [float(v) for v in lines[0][1:]]
+    losses = [float(v) for v in lines[0][1:4]]
+    helpers, drift = int(lines[0][4]), float(lines[0][5])
+    assert (helpers > 0) == (name == "mobilenet_v2") and drift == 0.0, (name, helpers, drift)
     # full-batch steps on a fixed objective: the first step lowers the loss and training ends below its start.
     # (Adam's early steps are near sign-descent of size lr on every weight, so a later step may overshoot a
     # minimum along some direction; CI saw resnet50 0.766 -> 0.6624 -> 0.6625.)
@@ -36,7 +38,15 @@ def test_asking_for_the_engine_the_jvm_does_not_run_is_a_clear_error(spark):
     from cxrzoo.models import create_spec
     from cxrzoo.sparkconf import SparkConfigError
 
-    assert spark.sparkContext._jvm.System.getProperty("bigdl.engineType") == "mkldnn"  # the default
-    with pytest.raises(SparkConfigError, match="-Dbigdl.engineType=mklblas") as e:
-        get_engine("bigdl", engine_type="mklblas").build(create_spec("tiny", input_size=32))
-    assert "bigdlEngineType='mkldnn'" in str(e.value) and "spark.driver.extraJavaOptions" in str(e.value)
+    assert spark.sparkContext._jvm.System.getProperty("bigdl.engineType") == "mklblas"  # the test session's
+    with pytest.raises(SparkConfigError, match="-Dbigdl.engineType=mkldnn") as e:
+        get_engine("bigdl", engine_type="mkldnn").build(create_spec("tiny", input_size=32))
+    assert "bigdlEngineType='mklblas'" in str(e.value) and "spark.driver.extraJavaOptions" in str(e.value)
+    assert get_engine("bigdl").engine_type == "mklblas"  # not asked for: the running JVM's
+
+
+def test_freezing_on_mkldnn_is_refused_with_the_way_on():
+    from cxrzoo.engine.bigdl import BigDLEngine
+
+    with pytest.raises(ValueError, match="freezeEpochs.*bigdlEngineType='mklblas'.*trains frozen layers"):
+        BigDLEngine(engine_type="mkldnn").freeze(object(), ["conv1"])

@@ -121,10 +121,20 @@ class BigDLEngine(Engine):
     artifact_name = "net.bigdl"
     user_env = ("KMP_BLOCKTIME",)
 
-    def __init__(self, engine_type: str = bs.DEFAULT_ENGINE_TYPE) -> None:
-        if engine_type not in bs.ENGINE_TYPES:
+    def __init__(self, engine_type: str | None = None) -> None:
+        if engine_type is not None and engine_type not in bs.ENGINE_TYPES:
             raise ValueError(f"bigdlEngineType must be one of {bs.ENGINE_TYPES}, not {engine_type!r}")
-        self.engine_type = engine_type
+        self._asked = engine_type
+
+    @property
+    def engine_type(self) -> str:
+        """The engine type asked for; if none was, the one the running JVM has, else the default (mkldnn)."""
+        if self._asked is not None:
+            return self._asked
+        from pyspark import SparkContext
+
+        sc = SparkContext._active_spark_context
+        return (bs.running_engine_type(sc) or "mklblas") if sc is not None else bs.DEFAULT_ENGINE_TYPE
 
     @classmethod
     def available(cls) -> str | None:
@@ -153,11 +163,13 @@ class BigDLEngine(Engine):
 
     def _ready(self) -> None:
         """Import and initialise BigDL on the active session (once)."""
+        from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
-        spark = SparkSession.getActiveSession()
-        if spark is None:
+        if SparkContext._active_spark_context is None:
             raise RuntimeError("BigDL needs a running SparkSession: call cxrzoo.get_spark() first")
+        # the active session is per JVM thread; the default one is the application's
+        spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
         bs.initialise(spark, self.engine_type)
 
     def build(self, spec: NetSpec, seed: int = 0) -> Any:
@@ -169,6 +181,7 @@ class BigDLEngine(Engine):
         for f in fixed:
             f.apply()
         net.cxr_fixed = [f.module.name() for f in fixed]  # stay frozen through freeze/unfreeze
+        net.cxr_fixed_layers = fixed  # MKL-DNN trains them anyway: the trainer resets them after every epoch
         # Compact all weights into one storage now, before any forward: BigDL's optimizer compacts
         # them when training starts, and a convolution that ran forward before that keeps a view on
         # the old storage (stale weights in later driver-side forwards).  Compacting twice is a no-op.
@@ -195,7 +208,13 @@ class BigDLEngine(Engine):
 
     def freeze(self, net: Any, names: list[str] | None) -> None:
         # BigDL zeroes these layers' gradient scales; with Adam, parameters that never had a
-        # gradient get no update, so a backbone frozen from the first epoch stays exactly put
+        # gradient get no update, so a backbone frozen from the first epoch stays exactly put.
+        # BigDL's MKL-DNN engine converts the graph for training and drops those scales.
+        if names and self.engine_type == "mkldnn":
+            raise ValueError("freezing layers (freezeEpochs) needs bigdlEngineType='mklblas': BigDL's MKL-DNN "
+                             "engine trains frozen layers anyway (a frozen MobileNetV2 stem moved by up to 6e-3 in "
+                             "one epoch); start the session with `cxrzoo spark-conf --engine bigdl "
+                             "--bigdl-engine-type mklblas`")
         net.unfreeze()
         keep = list(names or []) + list(getattr(net, "cxr_fixed", []))
         if keep:

@@ -177,13 +177,13 @@ def initialise(spark: Any, engine_type: str) -> None:
     """Check the session for BigDL, then initialise BigDL's engine on it (once per SparkContext)."""
     sc = spark.sparkContext
     with _lock:
-        if getattr(sc, "_cxrzoo_bigdl_ready", False):
-            return
-        running = running_engine_type(sc) or "mklblas"
-        if running != engine_type:
+        running = running_engine_type(sc) or "mklblas"  # BigDL's own default
+        if running != engine_type:  # checked on every call: the engine type is JVM-wide
             raise SparkConfigError({"spark.driver.extraJavaOptions": f"-Dbigdl.engineType={engine_type}"},
                                    f"BigDL's {engine_type} engine (this JVM runs {running}, a JVM-wide setting; "
                                    f"or set bigdlEngineType={running!r})")
+        if getattr(sc, "_cxrzoo_bigdl_ready", False):
+            return
         gaps = check(spark, engine_type)
         if gaps:
             raise SparkConfigError(gaps, f"BigDL ({engine_type})")
@@ -193,7 +193,10 @@ def initialise(spark: Any, engine_type: str) -> None:
         python_home = os.environ.get("PYTHONHOME")
         from bigdl.dllib.utils.common import init_engine
 
-        with fd_stdout_to_stderr():  # BigDL's JVM side prints its pickler registrations
+        # BigDL's Scala side prints with println (its pickler registrations, deprecation notes): send the
+        # Console of the JVM thread serving this Python thread to stderr (the JVM may not be ours to redirect)
+        sc._jvm.scala.Console.setOut(sc._jvm.System.err)
+        with fd_stdout_to_stderr():
             init_engine()
         if python_home is None:  # BigDL may point PYTHONHOME at the venv, which breaks later subprocesses
             os.environ.pop("PYTHONHOME", None)

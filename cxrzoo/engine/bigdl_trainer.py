@@ -217,6 +217,8 @@ class BigDLTrainer(Trainer):
             # epoch's start: the epoch is inconsistent.  The loop retries it from the last checkpoint.
             raise EpochFailedError(f"executor(s) {sorted(lost)} lost during epoch {epoch + 1}")
         self._pull_optim_state()
+        for fixed in getattr(self.net, "cxr_fixed_layers", []):
+            fixed.apply()  # MKL-DNN ignores freeze: put the ReLU6 helpers back to their exact values
         return self._stats(epoch, seconds)
 
     def _stats(self, epoch: int, seconds: float) -> EpochStats:
