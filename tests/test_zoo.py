@@ -144,7 +144,7 @@ def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
         1, 3, 1, 1)) / np.array(cfg.std, np.float32).reshape(1, 3, 1, 1)
     bigdl_p = 1 / (1 + np.exp(-net.forward(xi.astype(np.float32))))
     np.testing.assert_allclose(ov_p, bigdl_p, atol=1e-4)
-    del net, again, trainer, data  # free the JVM's copies before the next backbone (a 6-8 GB test heap)
+    net = again = trainer = data = None  # free the JVM's copies before the next backbone (a 6 GB test heap)
     gc.collect()
     spark.sparkContext._jvm.System.gc()
 
