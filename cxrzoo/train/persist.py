@@ -84,8 +84,8 @@ class CXRModelReader(MLReader):
             DefaultParamsReader.getAndSetParams(model, meta)
             spec = model._spec(int(meta["inputSize"]))
             name = card.get("engine", model.getEngine())
-            try:
-                engine = get_engine(name, **model.engine_options())
+            try:  # the engine's options are a training matter: a model runs on whatever this session has
+                engine = get_engine(name)
             except EngineUnavailableError as e:
                 raise EngineUnavailableError(f"{path} was trained with the {name!r} engine, which is not "
                                              f"available here ({e}); `cxrzoo evaluate` falls back to OpenVINO, "
