@@ -213,6 +213,21 @@ def fetch_local_dir(path: str, spark: Any = None) -> tuple[Path, Callable[[], No
     return Path(stage) / "in", lambda: shutil.rmtree(stage, ignore_errors=True)
 
 
+def filesystem(path: str | os.PathLike, spark: Any = None) -> Any:
+    """The file system of ``path``: ``exists``, ``children``, ``delete``, ``mkdirs``, ``rename`` on path strings."""
+    if local_path(path) is not None:
+        return _Local()
+    if spark is None:
+        raise ValueError(f"{path} is not a local path: pass spark= to use it through Hadoop")
+    return _Hadoop(spark, os.fspath(path))
+
+
+def join(parent: str | os.PathLike, name: str) -> str:
+    """``parent/name`` for a local path or a URI."""
+    parent = os.fspath(parent)
+    return _join(parent, name) if local_path(parent) is None else os.path.join(local_path(parent), name)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, spark: Any = None) -> None:
     """Write a file (an image, a report, a card) atomically, locally or through Hadoop.
 

@@ -49,9 +49,8 @@ def train(spark: SparkSession, data: str, out: str, validation: str | None = Non
     kill resumes where the run stopped.  ``validation`` (ingested Parquet, other patients) is scored
     after every epoch.
     """
-    import shutil
-
     from cxrzoo.models import get_config
+    from cxrzoo.train.checkpoint import CheckpointDir
 
     model_name = params.get("modelName", "tiny")
     if params.get("normalization") is None:
@@ -69,7 +68,7 @@ def train(spark: SparkSession, data: str, out: str, validation: str | None = Non
     model = est.fit(df)
     model.write().overwrite().save(out)
     if own_ckpt:
-        shutil.rmtree(params["checkpointDir"], ignore_errors=True)
+        CheckpointDir(params["checkpointDir"]).remove()
     return model
 
 

@@ -15,7 +15,7 @@ from cxrzoo.irformat import CARD, XML
 from cxrzoo.export.precision import (CALIBRATION_IMAGES, PRECISIONS, PrecisionRefusedError, check_precision,
                                      cpu_supports_bf16, quantize_int8, read_labelled_images)
 from cxrzoo.models import create_spec
-from cxrzoo.atomic import replace
+from cxrzoo.atomic import local_path, replace_with_local_dir
 from cxrzoo.models.cards import CARD_FILE, dump_toml, trained_card
 from cxrzoo.models.modeldir import read_card, read_weights
 from cxrzoo.models.spec import count_params
@@ -36,8 +36,9 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
     ----------
     model_dir : path
         Written by ``CXRModel.save``.
-    out_dir : path
-        Created (or replaced) atomically: ``model.xml``, ``model.bin``, ``cxrzoo.json``.
+    out_dir : path or URI
+        Created (or replaced) atomically: ``model.xml``, ``model.bin``, ``cxrzoo.json``, ``card.toml``; a
+        Hadoop URI (``hdfs://…``) is built locally and uploaded (a SparkSession must be running).
     image_size : int, optional
         Side of the gray uint8 images the IR takes; default: the ingest size recorded at training.
         The graph center-crops to the network input.
@@ -57,10 +58,10 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
 
     Returns
     -------
-    pathlib.Path
-        ``out_dir``.
+    pathlib.Path or str
+        ``out_dir`` (a Path for a local directory).
     """
-    model_dir, out = Path(model_dir), Path(out_dir)
+    model_dir = Path(model_dir)
     info = read_card(model_dir)
     spec = create_spec(info["model"], dropout=info.get("dropout", 0.0), input_size=info["input_size"])
     image_size = int(image_size or info.get("image_size", 256))
@@ -69,9 +70,7 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
     model = build_openvino_model(spec, read_weights(model_dir), image_size, mean, std)
     model, checked = _reduce(model, precision, image_size, info["labels"], calibration, check)
 
-    def write(tmp_name: str) -> None:
-        tmp = Path(tmp_name)
-        tmp.mkdir(parents=True)
+    def build(tmp: Path) -> None:
         ov.save_model(model, str(tmp / XML), compress_to_fp16=False)
         card = {
             "format": "cxrzoo-openvino/1",
@@ -95,9 +94,11 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
                              engine=info.get("engine"), metrics=metrics, precision=precision)
         (tmp / CARD_FILE).write_text(dump_toml(facts))
 
-    replace(out, write)
+    from pyspark import SparkContext
+
+    out = replace_with_local_dir(out_dir, build, SparkContext._active_spark_context)  # local, or any Hadoop URI
     log.info("exported %s to %s (%s)", model_dir, out, precision)
-    return out
+    return Path(out) if local_path(out) is not None else out
 
 
 def _reduce(model: ov.Model, precision: str, size: int, labels: list[str], calibration, check):

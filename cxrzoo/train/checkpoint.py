@@ -1,4 +1,4 @@
-"""Training checkpoints: one directory per saved epoch, written atomically, the newest two kept.
+"""Training checkpoints: one directory per saved epoch, written atomically, the newest two kept, on any file system.
 
 ``<dir>/epoch-0003/`` holds what the engine's trainer writes (weights and optimizer state) and
 ``state.json``: epochs completed, the LR schedule's position, the history so far and a
@@ -12,11 +12,10 @@ import json
 import logging
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Callable
 
-from cxrzoo.atomic import replace_with_local_dir
+from cxrzoo.atomic import fetch_local_dir, filesystem, join, replace_with_local_dir
 
 log = logging.getLogger(__name__)
 
@@ -27,38 +26,54 @@ class CheckpointMismatchError(ValueError):
     """The checkpoint directory holds a different run (another model or input size)."""
 
 
+def _spark_context():
+    from pyspark import SparkContext
+
+    return SparkContext._active_spark_context
+
+
 class CheckpointDir:
-    """Checkpoints of one training run under ``path``.
+    """Checkpoints of one training run under ``path``: a local directory or any Hadoop URI.
 
     Parameters
     ----------
     path : str or Path
-        Directory (created on first write).
+        Directory (created on first write).  Checkpoints on a non-local file system are built in a
+        local directory, uploaded, and fetched back to a local copy to resume from.
     keep : int
         How many of the newest checkpoints to keep.
     """
 
     def __init__(self, path: str | os.PathLike, keep: int = 2) -> None:
-        self.path = Path(path)
+        self.path = os.fspath(path)
         self.keep = max(1, keep)
+        self._fetched: list[Callable[[], None]] = []
 
-    def _complete(self) -> list[tuple[int, Path]]:
-        if not self.path.is_dir():
-            return []
+    def _fs(self):
+        return filesystem(self.path, _spark_context())
+
+    def _complete(self) -> list[tuple[int, str]]:
+        fs = self._fs()
         found = []
-        for p in self.path.iterdir():
-            m = _NAME.match(p.name)
-            if m and (p / "state.json").is_file():
-                found.append((int(m.group(1)), p))
+        for name in fs.children(self.path):
+            m = _NAME.match(name)
+            if m and fs.exists(join(join(self.path, name), "state.json")):
+                found.append((int(m.group(1)), name))
         return sorted(found)
 
     def latest(self) -> tuple[Path, dict] | None:
-        """The newest complete checkpoint and its state, or None."""
+        """The newest complete checkpoint (a local directory) and its state, or None."""
         found = self._complete()
         if not found:
             return None
-        path = found[-1][1]
-        return path, json.loads((path / "state.json").read_text())
+        local, release = fetch_local_dir(join(self.path, found[-1][1]), _spark_context())
+        self._fetched.append(release)
+        return local, json.loads((local / "state.json").read_text())
+
+    def release(self) -> None:
+        """Remove the local copies :meth:`latest` fetched from a non-local file system."""
+        while self._fetched:
+            self._fetched.pop()()
 
     def check(self, fingerprint: dict) -> tuple[Path, dict] | None:
         """:meth:`latest`, refusing one written by a different run."""
@@ -70,22 +85,28 @@ class CheckpointDir:
         diff = {k: (theirs.get(k), v) for k, v in fingerprint.items() if theirs.get(k) != v}
         if diff:
             what = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
-            raise CheckpointMismatchError(f"{path} was written by another run ({what}); use a new checkpoint "
-                                          "directory or delete this one")
+            raise CheckpointMismatchError(f"{join(self.path, path.name)} was written by another run ({what}); use a "
+                                          "new checkpoint directory or delete this one")
         return found
 
-    def write(self, epochs_done: int, state: dict, write_engine_state: Callable[[Path], None]) -> Path:
+    def write(self, epochs_done: int, state: dict, write_engine_state: Callable[[Path], None]) -> str:
         """Write checkpoint ``epoch-<epochs_done>`` atomically and prune old ones."""
-        final = self.path / f"epoch-{epochs_done:04d}"
+        final = join(self.path, f"epoch-{epochs_done:04d}")
 
         def build(tmp: Path) -> None:
             write_engine_state(tmp)
             (tmp / "state.json").write_text(json.dumps({**state, "epochs_done": epochs_done}, indent=1) + "\n")
 
-        replace_with_local_dir(final, build)  # replaces the same epoch's checkpoint after a resume
+        replace_with_local_dir(final, build, _spark_context())  # replaces the same epoch's after a resume
+        fs = self._fs()
         for _, old in self._complete()[:-self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        for stale in self.path.glob(".tmp-epoch-*"):  # what versions before cxrzoo.atomic left
-            shutil.rmtree(stale, ignore_errors=True)
+            fs.delete(join(self.path, old))
+        for stale in fs.children(self.path):  # what versions before cxrzoo.atomic left
+            if stale.startswith(".tmp-epoch-"):
+                fs.delete(join(self.path, stale))
         log.info("checkpoint %s written", final)
         return final
+
+    def remove(self) -> None:
+        """Delete the checkpoint directory."""
+        self._fs().delete(self.path)

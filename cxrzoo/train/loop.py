@@ -133,4 +133,6 @@ def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
                 run.save()
     finally:
         trainer.close()
+        if opts.checkpoint is not None:
+            opts.checkpoint.release()
     return run.history
