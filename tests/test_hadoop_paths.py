@@ -44,7 +44,8 @@ def test_model_directory_and_ir_on_hadoop(spark, ingested, model_dir, viewfs, tm
     b = [r.probabilities for r in back.transform(df).orderBy("image_index").collect()]
     np.testing.assert_allclose(b, a, atol=1e-6)
     out = export_openvino(model_dir, f"{viewfs}/ir")
-    assert out == f"{viewfs}/ir" and {"model.xml", "model.bin", "cxrzoo.json", "card.toml"} <= set(_names(tmp_path / "ir"))
+    assert out == f"{viewfs}/ir"
+    assert {"model.xml", "model.bin", "cxrzoo.json", "card.toml"} <= set(_names(tmp_path / "ir"))
 
 
 def test_checkpoints_on_hadoop_keep_two_and_resume(spark, ingested, viewfs, tmp_path):
