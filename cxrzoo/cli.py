@@ -135,7 +135,7 @@ def _add_train(sub) -> None:
                         "resumes from the newest (default: OUT.ckpt, removed after the model is saved)")
     p.add_argument("--checkpoint-interval", type=int, default=1, help="epochs between checkpoints (default: 1)")
     p.add_argument("--summary-dir", default=None,
-                   help="BigDL Train/Validation summaries; view with `tensorboard --logdir DIR` (default: none)")
+                   help="Train/Validation summaries; view with `tensorboard --logdir DIR` (default: none)")
     p.add_argument("--allow-patient-overlap", action="store_true",
                    help="accept a --validation set sharing patients with --data (inflates AUC)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

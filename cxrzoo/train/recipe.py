@@ -169,7 +169,7 @@ class HasCheckpointing(Params):
                           typeConverter=TypeConverters.toString)
     checkpointInterval = Param(Params._dummy(), "checkpointInterval", "epochs between checkpoints (the last "
                                "epoch is always saved)", typeConverter=_non_negative_int("checkpointInterval"))
-    summaryDir = Param(Params._dummy(), "summaryDir", "BigDL Train/Validation summaries for TensorBoard "
+    summaryDir = Param(Params._dummy(), "summaryDir", "the engine's Train/Validation summaries for TensorBoard "
                        "(tensorboard --logdir DIR); '' writes none that outlive the run",
                        typeConverter=TypeConverters.toString)
 
