@@ -36,6 +36,24 @@ def local_path(path: str | os.PathLike) -> str | None:
     return path.removeprefix("file://").removeprefix("file:")
 
 
+def qualify(path: str, spark: Any = None) -> str:
+    """``path`` with the scheme Hadoop gives it: a path without one lies on ``fs.defaultFS`` (HDFS on many
+    clusters); without Spark, or where the default is the local file system, it stays a local path."""
+    if spark is None or "://" in path or path.startswith("file:"):
+        return path
+    sc = spark.sparkContext if hasattr(spark, "sparkContext") else spark
+    default = str(sc._jsc.hadoopConfiguration().get("fs.defaultFS", "file:///"))
+    if default.startswith("file:"):
+        return path
+    jpath = sc._jvm.org.apache.hadoop.fs.Path(path)
+    return str(jpath.getFileSystem(sc._jsc.hadoopConfiguration()).makeQualified(jpath).toString())
+
+
+def spark_uri(path: str) -> str:
+    """A path to hand Spark: local ones as ``file:`` URIs (so fs.defaultFS cannot redirect them), others as given."""
+    return Path(path).resolve().as_uri() if local_path(path) is not None and "://" not in path else path
+
+
 def _sibling(name: str, kind: str) -> str:
     return f".{name}.{kind}-{uuid.uuid4().hex[:8]}"
 
@@ -71,6 +89,8 @@ class _Hadoop:
     """The same operations through Hadoop's ``FileSystem`` of the active SparkContext's JVM."""
 
     def __init__(self, spark: Any, path: str) -> None:
+        if spark is None:
+            raise ValueError(f"{path} is not a local path: it needs a running SparkSession (Hadoop's file systems)")
         sc = spark.sparkContext if hasattr(spark, "sparkContext") else spark
         self._jvm = sc._jvm
         self.fs = self.path(path).getFileSystem(sc._jsc.hadoopConfiguration())
@@ -104,6 +124,8 @@ def _join(parent: str, name: str) -> str:
 def _split(target: str) -> tuple[str, str]:
     stripped = target.rstrip("/")
     parent, _, name = stripped.rpartition("/")
+    if parent.endswith(":/") or (parent.count("/") == 2 and "://" in parent):  # hdfs://nn:8020 → its root
+        parent += "/"
     return (parent or ("/" if stripped.startswith("/") else "")), name
 
 
@@ -134,8 +156,15 @@ def _replace(fs: Any, target: str, write: Callable[[str], None]) -> None:
             old = _join(parent, _sibling(name, "old"))
             if not fs.rename(target, old):
                 raise AtomicWriteError(f"could not move {target} aside to replace it")
-            if not fs.rename(tmp, target):
-                fs.rename(old, target)
+            try:
+                moved = fs.rename(tmp, target)
+            except BaseException:
+                moved = False
+                raise
+            finally:
+                if not moved:
+                    fs.rename(old, target)  # put the old version back
+            if not moved:
                 raise AtomicWriteError(f"could not rename {tmp} to {target}; kept the old version")
             fs.delete(old)
         elif not fs.rename(tmp, target):
@@ -163,7 +192,7 @@ def replace(target: str | os.PathLike, write: Callable[[str], None], spark: Any 
     str
         ``target``.
     """
-    target = os.fspath(target)
+    target = qualify(os.fspath(target), spark)
     local = local_path(target)
     if local is not None:
         _replace(_Local(), os.path.abspath(local), write)
@@ -180,16 +209,17 @@ def replace_with_local_dir(target: str | os.PathLike, build: Callable[[Path], No
     A local target is built in place of the temporary sibling; any other is built in a local
     temporary directory and copied to the temporary sibling on the target's file system first.
     """
-    target = os.fspath(target)
+    target = qualify(os.fspath(target), spark)
+
     def fill(tmp: Path) -> None:
         tmp.mkdir(parents=True)
         build(tmp)
 
     if local_path(target) is not None:
         return replace(target, lambda tmp: fill(Path(tmp)), spark)
+    fs = _Hadoop(spark, target)  # no Spark: refused before any work
     with tempfile.TemporaryDirectory(prefix="cxrzoo-stage-") as stage:
         fill(Path(stage) / "out")
-        fs = _Hadoop(spark, target)
 
         def upload(tmp: str) -> None:
             fs.fs.copyFromLocalFile(False, True, fs.path(str(Path(stage) / "out")), fs.path(tmp))
@@ -202,6 +232,7 @@ def fetch_local_dir(path: str, spark: Any = None) -> tuple[Path, Callable[[], No
 
     Local paths are returned as they are; other Hadoop URIs are copied to a temporary directory.
     """
+    path = qualify(os.fspath(path), spark)
     local = local_path(path)
     if local is not None:
         return Path(local), lambda: None
@@ -209,7 +240,11 @@ def fetch_local_dir(path: str, spark: Any = None) -> tuple[Path, Callable[[], No
         raise ValueError(f"{path} is not a local path: pass spark= to read it through Hadoop")
     fs = _Hadoop(spark, path)
     stage = tempfile.mkdtemp(prefix="cxrzoo-fetch-")
-    fs.fs.copyToLocalFile(False, fs.path(path), fs.path(stage + "/in"), True)
+    try:
+        fs.fs.copyToLocalFile(False, fs.path(path), fs.path(stage + "/in"), True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     return Path(stage) / "in", lambda: shutil.rmtree(stage, ignore_errors=True)
 
 
@@ -234,7 +269,7 @@ def write_bytes(path: str | os.PathLike, data: bytes, spark: Any = None) -> None
     Locally the new content goes to the hidden sibling ``.<name>.tmp`` and is renamed over the target
     (one rename: a file needs no "old" step); a killed write's sibling is overwritten by the next one.
     """
-    path = os.fspath(path)
+    path = qualify(os.fspath(path), spark)
     local = local_path(path)
     if local is not None:
         target = Path(local)

@@ -7,7 +7,7 @@ from typing import Mapping
 
 from pyspark.sql import DataFrame
 
-from cxrzoo.atomic import local_path, replace, write_text
+from cxrzoo.atomic import local_path, replace, spark_uri, write_text
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def write_parquet_atomic(df: DataFrame, out: str, files: Mapping[str, str] | Non
     spark = df.sparkSession
 
     def write(tmp: str) -> None:
-        df.write.parquet(tmp)
+        df.write.parquet(spark_uri(tmp))
         for name, text in (files or {}).items():
             write_text(f"{tmp.rstrip('/')}/{name}", text, spark)
 

@@ -66,3 +66,22 @@ def test_files_replace_in_one_rename(tmp_path):
     atomic.write_text(path, "{}\n")
     atomic.write_bytes(path, b"[]\n")
     assert path.read_text() == "[]\n" and _siblings(path) == []
+
+
+def test_a_failed_swap_puts_the_old_version_back(tmp_path):
+    class FlakyRename(atomic._Local):
+        def rename(self, src: str, dst: str) -> bool:
+            if ".tmp-" in src:
+                raise OSError("rename failed")
+            return super().rename(src, dst)
+
+    target = tmp_path / "out"
+    atomic.replace(target, lambda tmp: _dir(Path(tmp), "old"))
+    with pytest.raises(OSError, match="rename failed"):
+        atomic._replace(FlakyRename(), str(target), lambda tmp: _dir(Path(tmp), "new"))
+    assert (target / "part").read_text() == "old" and _siblings(target) == []
+
+
+def test_a_hadoop_path_without_spark_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="needs a running SparkSession"):
+        atomic.replace_with_local_dir("hdfs://nn:8020/out", lambda d: pytest.fail("built anyway"), None)

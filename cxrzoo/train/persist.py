@@ -41,7 +41,11 @@ class CXRModelWriter(MLWriter):
     def saveImpl(self, path: str) -> None:
         """Write the parts into the existing local directory ``path``."""
         m = self.instance
-        DefaultParamsWriter.saveMetadata(m, path, self.sc, extraMetadata={"inputSize": m.spec.input_size})
+        # plain file I/O, as DefaultParamsWriter lays it out: its own saveMetadata runs a Spark job, which on a
+        # cluster would write the local staging directory on an executor (or on fs.defaultFS)
+        meta = DefaultParamsWriter._get_metadata_to_save(m, self.sc, extraMetadata={"inputSize": m.spec.input_size})
+        Path(path, "metadata").mkdir()
+        Path(path, "metadata", "part-00000").write_text(meta + "\n")
         artifact = m.backend.artifact_name
         m.backend.save(m.net, str(Path(path) / artifact))
         save_weights(Path(path) / WEIGHTS, m.weights())
@@ -78,7 +82,7 @@ class CXRModelReader(MLReader):
             card = read_card(root)
             if not (root / "metadata").is_dir():
                 raise ModelDirError(f"{path} has no metadata/: not written by CXRModel.save")
-            meta = DefaultParamsReader.loadMetadata(str(root), self.sc)
+            meta = DefaultParamsReader._parseMetaData((root / "metadata" / "part-00000").read_text())
             model = self.cls()
             model._resetUid(meta["uid"])  # the saved uid, as Spark ML's readers keep it (PipelineModel stages)
             DefaultParamsReader.getAndSetParams(model, meta)
