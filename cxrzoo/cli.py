@@ -13,8 +13,16 @@ log = logging.getLogger("cxrzoo")
 
 
 def _engine_options(args: argparse.Namespace, engine: str | None) -> dict:
-    """The engine's own options from the command line (BigDL: --bigdl-engine-type)."""
-    return {"engine_type": args.bigdl_engine_type} if engine == "bigdl" and hasattr(args, "bigdl_engine_type") else {}
+    """The engine's own options from the command line (BigDL: --bigdl-engine-type; torch: --precision, ...)."""
+    if engine == "auto":
+        from cxrzoo.engine.base import resolve_engine
+
+        engine = resolve_engine(engine)
+    if engine == "bigdl" and hasattr(args, "bigdl_engine_type"):
+        return {"engine_type": args.bigdl_engine_type}
+    if engine == "torch" and hasattr(args, "torch_workers"):
+        return {"precision": args.train_precision, "compile": args.torch_compile, "workers": args.torch_workers}
+    return {}
 
 
 def _spark(args: argparse.Namespace, engine: str | None = None):
@@ -68,7 +76,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                   classWeighting=args.class_weights, dropout=args.dropout, l2=args.l2,
                   normalization=args.normalization, seed=args.seed, pretrained=args.pretrained or "",
                   freezeEpochs=args.freeze_epochs, freezeUpTo=args.freeze_up_to or "", engine=args.engine,
-                  bigdlEngineType=args.bigdl_engine_type,
+                  bigdlEngineType=args.bigdl_engine_type, precision=args.train_precision,
+                  torchCompile=args.torch_compile, torchWorkers=args.torch_workers,
                   checkpointDir=args.checkpoint_dir or "", checkpointInterval=args.checkpoint_interval,
                   summaryDir=args.summary_dir or "", allowPatientOverlap=args.allow_patient_overlap)
     progress = EpochProgress(args.epochs).attached() if not args.no_progress else contextlib.nullcontext()
@@ -192,14 +201,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
     raise SystemExit(subprocess.call([sys.executable, script.name, *extra], cwd=here))
 
 
-def _add_engine(p: argparse.ArgumentParser, default: str | None = "bigdl") -> None:
+def _add_engine(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
     from cxrzoo.engine.base import engine_names
 
-    p.add_argument("--engine", default=default, choices=engine_names(),
-                   help=f"training engine (default: {default or 'none'})")
+    p.add_argument("--engine", default=default, choices=engine_names() + ["auto"],
+                   help=f"training engine; auto: bigdl where it is installed, else torch (default: {default or 'none'})")
     p.add_argument("--bigdl-engine-type", default="mkldnn", choices=["mkldnn", "mklblas"],
                    help="BigDL's compute engine, a JVM-wide setting (default: mkldnn, on which every backbone "
                         "trains; mklblas exhausts the heap on ResNet-50 and DenseNet-121)")
+    p.add_argument("--precision", dest="train_precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="torch engine: bf16 autocast or fp32; auto: bf16 where the CPU has AMX or AVX512_BF16")
+    p.add_argument("--torch-compile", action="store_true", help="torch engine: torch.compile the network")
+    p.add_argument("--torch-workers", default="per_core", choices=["per_core", "per_executor"],
+                   help="torch engine: one DDP process per executor core (default) or per executor")
 
 
 def _add_master(p: argparse.ArgumentParser) -> None:

@@ -117,7 +117,8 @@ class HasTrainingParams(Params):
     l2 = Param(Params._dummy(), "l2", "L2 penalty on the classifier's weight and bias (the seed's head; 0: none)",
                typeConverter=TypeConverters.toFloat)
     engine = Param(Params._dummy(), "engine", "training engine, a name from cxrzoo.engine.base.engine_names() "
-                   "(e.g. 'bigdl'); its own options are Params named after it (bigdlEngineType)",
+                   "('bigdl', 'torch') or 'auto' (BigDL where it is installed, else torch); its own options are "
+                   "Params named after it (bigdlEngineType; precision, torchCompile, torchWorkers)",
                    typeConverter=TypeConverters.toString)
     bigdlEngineType = Param(Params._dummy(), "bigdlEngineType",
                             "BigDL's compute engine, 'mkldnn' (default: every backbone trains on it) or 'mklblas' "
@@ -125,11 +126,20 @@ class HasTrainingParams(Params):
                             "a JVM-wide setting that the SparkSession must start with (cxrzoo spark-conf --engine "
                             "bigdl); left unset, training follows the engine type the running session has",
                             typeConverter=_one_of("bigdlEngineType", {"mklblas", "mkldnn"}))
+    precision = Param(Params._dummy(), "precision", "torch engine: 'fp32', 'bf16' (autocast; weights and optimizer "
+                      "stay fp32) or 'auto' (bf16 where the CPU has AMX or AVX512_BF16)",
+                      typeConverter=_one_of("precision", {"fp32", "bf16", "auto"}))
+    torchCompile = Param(Params._dummy(), "torchCompile", "torch engine: run the network through torch.compile",
+                         typeConverter=TypeConverters.toBoolean)
+    torchWorkers = Param(Params._dummy(), "torchWorkers", "torch engine: 'per_core' (one single-threaded DDP "
+                         "process per executor core) or 'per_executor' (one process per executor, a thread per core)",
+                         typeConverter=_one_of("torchWorkers", {"per_core", "per_executor"}))
 
     def __init__(self) -> None:
         super().__init__()
-        self._setDefault(epochs=10, batchSize=32, learningRate=1e-3, optimizer="adam", dropout=0.2, engine="bigdl",
-                         l2=0.0, bigdlEngineType="mkldnn")
+        self._setDefault(epochs=10, batchSize=32, learningRate=1e-3, optimizer="adam", dropout=0.2, engine="auto",
+                         l2=0.0, bigdlEngineType="mkldnn", precision="auto", torchCompile=False,
+                         torchWorkers="per_core")
 
     def getEpochs(self) -> int:
         """Gets the value of epochs or its default value."""
@@ -159,6 +169,36 @@ class HasTrainingParams(Params):
         """Gets the value of engine or its default value."""
         return self.getOrDefault(self.engine)
 
+    def engine_name(self) -> str:
+        """The engine that trains: ``engine``, with 'auto' resolved on this installation."""
+        from cxrzoo.engine.base import resolve_engine
+
+        return resolve_engine(self.getEngine())
+
+    def getPrecision(self) -> str:
+        """Gets the value of precision or its default value."""
+        return self.getOrDefault(self.precision)
+
+    def setPrecision(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`precision`."""
+        return self._set(precision=value)
+
+    def getTorchCompile(self) -> bool:
+        """Gets the value of torchCompile or its default value."""
+        return self.getOrDefault(self.torchCompile)
+
+    def setTorchCompile(self, value: bool) -> "Params":
+        """Sets the value of :py:attr:`torchCompile`."""
+        return self._set(torchCompile=value)
+
+    def getTorchWorkers(self) -> str:
+        """Gets the value of torchWorkers or its default value."""
+        return self.getOrDefault(self.torchWorkers)
+
+    def setTorchWorkers(self, value: str) -> "Params":
+        """Sets the value of :py:attr:`torchWorkers`."""
+        return self._set(torchWorkers=value)
+
     def getBigdlEngineType(self) -> str:
         """Gets the value of bigdlEngineType or its default value."""
         return self.getOrDefault(self.bigdlEngineType)
@@ -168,7 +208,7 @@ class HasTrainingParams(Params):
         (the engine then follows the running session, and its default where it starts one)."""
         from cxrzoo.engine.base import engine_class
 
-        cls = engine_class(self.getEngine())
+        cls = engine_class(self.engine_name())
         return {opt: self.getOrDefault(self.getParam(name)) if self.isSet(self.getParam(name)) else None
                 for opt, name in cls.option_params().items()}
 

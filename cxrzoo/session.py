@@ -50,9 +50,9 @@ PREFERRED_SESSION = {
 
 
 def _engine(name: str, options: Mapping[str, Any]):
-    from cxrzoo.engine.base import engine_class
+    from cxrzoo.engine.base import engine_class, resolve_engine
 
-    cls = engine_class(name)
+    cls = engine_class(resolve_engine(name))
     return cls(**{k: v for k, v in options.items() if k in cls.option_names()})
 
 

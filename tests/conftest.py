@@ -1,4 +1,5 @@
-"""Shared fixtures: one SparkSession (local[2], BigDL MKL-BLAS), one small synthetic dataset, one trained model."""
+"""Shared fixtures: one SparkSession (local[2]; BigDL MKL-BLAS where BigDL is installed), one small synthetic
+dataset, one trained model (by the profile's default engine)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,16 @@ SHARED_DATA = Path(os.environ.get("CXRZOO_SHARED_DATA", ROOT.parent / "shared" /
 NIH_CSV = SHARED_DATA / "Data_Entry_2017_v2020.csv.gz"
 NIH_SAMPLE = SHARED_DATA / "nih-sample"
 
+def _engine() -> str:
+    from cxrzoo.engine.base import resolve_engine
+
+    return resolve_engine("auto")
+
+
+# the engine of this install profile: BigDL in the default (Spark 3.5), torch in .venv-spark4 (Spark 4)
+ENGINE = _engine()
+needs_bigdl = pytest.mark.skipif(ENGINE != "bigdl", reason="BigDL is not installed in this profile (Spark 4: "
+                                 "its jar is Scala 2.12); the torch engine's tests cover this profile")
 needs_nih = pytest.mark.skipif(not (NIH_CSV.exists() and NIH_SAMPLE.is_dir()),
                                reason=f"real NIH data not found at {SHARED_DATA}")
 
@@ -24,6 +35,8 @@ def spark():
     # BigDL's MKL-BLAS engine type: it honours frozen layers (freezeEpochs) and computes like the NumPy and
     # OpenVINO references to 1e-5; MKL-DNN, the default for sessions cxrzoo starts, runs in the
     # subprocess tests (test_mkldnn.py, test_attach.py, test_engine_neutral.py)
+    if ENGINE != "bigdl":
+        return get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests")
     return get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests", engine="bigdl",
                      engine_type="mklblas")
 

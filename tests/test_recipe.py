@@ -73,12 +73,15 @@ def _tiny_trainer(spark, rows: int, epochs: int, seed: int):
     from cxrzoo.engine.base import TrainConfig, get_engine
     from cxrzoo.models import create_spec
 
+    from cxrzoo.train.feed import features_data
+
     spec, eng = create_spec("tiny", input_size=32), get_engine("bigdl")
     net = eng.build(spec, seed=0)
     rng = np.random.default_rng(seed)
-    data = spark.sparkContext.parallelize([(rng.normal(size=(3, 32, 32)).astype(np.float32),
-                                            (rng.random(14) < 0.3).astype(np.float32)) for _ in range(rows)], 2)
-    return eng.trainer(net, spec, TrainConfig(epochs=epochs, batch_size=16)), data
+    rows_ = [(rng.normal(size=3 * 32 * 32).astype(np.float32).tolist(), (rng.random(14) < 0.3).astype(float).tolist())
+             for _ in range(rows)]
+    df = spark.createDataFrame(rows_, "features array<float>, labels array<float>").repartition(2)
+    return eng.trainer(net, spec, TrainConfig(epochs=epochs, batch_size=16)), features_data(df, "features", "labels", 32)
 
 
 def test_adam_state_carries_across_epochs(spark):

@@ -2,8 +2,9 @@
 
 An engine builds a network from a :class:`~cxrzoo.models.spec.NetSpec`, opens a
 :class:`Trainer` on it (distributed synchronous SGD, one epoch per call, over an
-RDD of ``(features CHW float32, labels float32)`` pairs that may change from epoch
-to epoch — per-epoch augmentation — while weights and optimizer state carry over),
+:class:`EpochData` — rows of a DataFrame and how to decode them into ``(features CHW float32, labels
+float32)`` — that may change from epoch to epoch, per-epoch augmentation, while weights and optimizer
+state carry over),
 predicts on a DataFrame, saves and loads the network, and hands out its weights by
 node name so that exporters need nothing from the engine.
 
@@ -18,11 +19,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable
 
 import numpy as np
+import pyarrow as pa
 from pyspark.rdd import RDD
 from pyspark.sql import DataFrame
+
+from cxrzoo.arrowutil import rows_to_binary_array
 
 from cxrzoo.models.spec import NetSpec
 
@@ -38,7 +42,7 @@ class EngineUnavailableError(ImportError):
 
 
 # engines cxrzoo knows, by name → the module that registers each (imported on first use)
-ENGINE_MODULES = {"bigdl": "cxrzoo.engine.bigdl"}
+ENGINE_MODULES = {"bigdl": "cxrzoo.engine.bigdl", "torch": "cxrzoo.engine.torch_engine"}
 
 
 @dataclass(frozen=True)
@@ -75,14 +79,65 @@ class EpochStats:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
+Decoder = Callable[[pa.RecordBatch], "tuple[np.ndarray, np.ndarray]"]
+
+
+@dataclass(eq=False)
+class EpochData:
+    """One epoch's training rows, and how an Arrow batch of them becomes ``(x, y)`` arrays.
+
+    ``frame`` holds the columns ``decode`` reads; ``decode`` (picklable: it runs in the Python workers)
+    maps a record batch to ``x`` (N, C, S, S) float32 and ``y`` (N, labels) float32, with the epoch's
+    augmentation (randomness from (seed, epoch, image)) already in it.  ``key`` names the content:
+    two EpochData with equal keys hold the same rows and decode them the same way, so an engine may
+    keep its cached copy of the decoded data; equal ``rows_key`` means the same rows (perhaps decoded
+    differently: another epoch's augmentation), so an engine may keep its cached copy of the rows.
+    Engines either read the frame's Arrow batches themselves (torch) or take :meth:`pairs` (BigDL).
+    """
+
+    frame: DataFrame
+    decode: Decoder
+    key: Hashable
+    rows_key: Hashable = None  # None: the same as key
+
+    def __post_init__(self) -> None:
+        self._pairs: RDD | None = None
+        if self.rows_key is None:
+            self.rows_key = self.key
+
+    def pairs(self) -> RDD:
+        """The rows as an RDD of ``(x, y)`` numpy pairs (built once; decoded in the Python workers).
+
+        Arrays cross from the Arrow UDF to the RDD as float32 bytes, not as pickled floats.
+        """
+        if self._pairs is None:
+            decode = self.decode
+            packed = self.frame.mapInArrow(lambda batches: (_packed(decode(b)) for b in batches),
+                                           "x binary, y binary, shape array<int>")
+            self._pairs = packed.rdd.map(lambda r: (np.frombuffer(r[0], np.float32).reshape(r[2]),
+                                                    np.frombuffer(r[1], np.float32)))
+        return self._pairs
+
+
+def _packed(xy: tuple[np.ndarray, np.ndarray]) -> pa.RecordBatch:
+    x, y = xy
+    n = len(x)
+    rows = list(range(n))
+    xb = np.ascontiguousarray(x, np.float32).reshape(n, -1).view(np.uint8)
+    yb = np.ascontiguousarray(y, np.float32).reshape(n, -1).view(np.uint8)
+    shape = pa.array([list(x.shape[1:])] * n, pa.list_(pa.int32()))
+    return pa.RecordBatch.from_arrays([rows_to_binary_array(xb, rows, n), rows_to_binary_array(yb, rows, n), shape],
+                                      names=["x", "y", "shape"])
+
+
 class Trainer(ABC):
     """A training run on one network: weights and optimizer state persist across :meth:`train_epoch` calls."""
 
     @abstractmethod
-    def train_epoch(self, data: RDD, epoch: int) -> EpochStats:
-        """One pass over ``data`` (an RDD of ``(x, y)`` numpy pairs); ``epoch`` counts from 0.
+    def train_epoch(self, data: EpochData, epoch: int) -> EpochStats:
+        """One pass over ``data``; ``epoch`` counts from 0.
 
-        Passing the same RDD object again reuses the engine's cached copy of it.
+        Data with the same ``key`` as the previous epoch's may be served from the engine's cached copy.
         """
 
     @abstractmethod
@@ -204,6 +259,21 @@ def engine_class(name: str) -> type[Engine]:
         raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}") from None
 
 
+AUTO_ORDER = ("bigdl", "torch")
+
+
+def resolve_engine(name: str) -> str:
+    """``name``, or for 'auto' the first engine of :data:`AUTO_ORDER` that can run here."""
+    if name != "auto":
+        return name
+    why = {}
+    for n in AUTO_ORDER:
+        why[n] = engine_class(n).available()
+        if why[n] is None:
+            return n
+    raise EngineUnavailableError("no training engine is installed: " + "; ".join(f"{k}: {v}" for k, v in why.items()))
+
+
 def get_engine(name: str, **options: Any) -> Engine:
     """Instantiate the engine called ``name`` with its own ``options``.
 
@@ -214,6 +284,7 @@ def get_engine(name: str, **options: Any) -> Engine:
     EngineUnavailableError
         When the engine's library is not installed here.
     """
+    name = resolve_engine(name)
     cls = engine_class(name)
     why = cls.available()
     if why is not None:

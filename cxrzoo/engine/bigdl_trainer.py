@@ -26,7 +26,7 @@ from pyspark.rdd import RDD
 from cxrzoo.engine import bigdl_jvm as jvmu
 from cxrzoo.engine import bigdl_optim
 from cxrzoo.engine.bigdl_session import quiet_class
-from cxrzoo.engine.base import EpochFailedError, EpochStats, TrainConfig, Trainer
+from cxrzoo.engine.base import EpochData, EpochFailedError, EpochStats, TrainConfig, Trainer
 from cxrzoo.models.spec import NetSpec
 from cxrzoo.models.weights import load_weights, save_weights
 
@@ -84,6 +84,7 @@ class BigDLTrainer(Trainer):
         self._sc = SparkContext._active_spark_context
         self._opt = None
         self._data: RDD | None = None
+        self._data_key = None
         self._cached: set[int] = set()
         self._own_summary = config.summary_dir is None
         self._summary_dir = config.summary_dir or tempfile.mkdtemp(prefix="cxrzoo-summary-")
@@ -167,16 +168,16 @@ class BigDLTrainer(Trainer):
                                    f"recorded, {steps - 1} taken")
         self._parts = parts
 
-    def train_epoch(self, data: RDD, epoch: int) -> EpochStats:
+    def train_epoch(self, data: EpochData, epoch: int) -> EpochStats:
         from py4j.protocol import Py4JError
 
         try:
-            return self._train_epoch(data, epoch)
+            return self._train_epoch(data.pairs() if data.key != self._data_key else self._data, epoch, data.key)
         except Py4JError as e:  # a failed Spark job inside BigDL (lost executor, killed task)
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise EpochFailedError(f"BigDL's epoch {epoch + 1} failed: {first}") from e
 
-    def _train_epoch(self, data: RDD, epoch: int) -> EpochStats:
+    def _train_epoch(self, data: RDD, epoch: int, key: Any) -> EpochStats:
         from bigdl.dllib.optim.optimizer import MaxEpoch, Optimizer, SeveralIteration, TrainSummary
 
         sc = data.context
@@ -210,7 +211,7 @@ class BigDLTrainer(Trainer):
         if new_data:  # drop the previous epoch's cached training set; keep this one for reuse
             jvmu.unpersist(sc, self._cached)
             self._cached = jvmu.persistent_ids(sc) - before
-            self._data = data
+            self._data, self._data_key = data, key
         lost = executors - jvmu.executor_ids(sc)
         if lost:
             # Spark re-ran the lost tasks, but BigDL rebuilt that executor's slice of the weights from the
@@ -254,7 +255,7 @@ class BigDLTrainer(Trainer):
         if self._data is not None:
             jvmu.unpersist(self._sc, self._cached)
         self._cached.clear()
-        self._data = None
+        self._data, self._data_key = None, None
         self._opt = None
         if self._summary is not None:
             self._iterations = len(self._summary.read_scalar("Loss"))

@@ -43,6 +43,9 @@ class Node:
             raise ValueError(f"node {self.name!r}: unknown op {self.op!r}; known ops: {sorted(OPS)}")
         object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
 
+    def __reduce__(self):  # a mappingproxy does not pickle; specs travel to Spark's Python workers
+        return Node, (self.name, self.op, self.inputs, dict(self.attrs))
+
 
 @dataclass(frozen=True)
 class NetSpec:

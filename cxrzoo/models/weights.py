@@ -159,13 +159,18 @@ def _load_zip(path: Path) -> Any:
 
 def load_safetensors(path: str | Path) -> OrderedDict[str, np.ndarray]:
     """Read a ``.safetensors`` file into ``{name: array}``."""
-    data = Path(path).read_bytes()
+    return parse_safetensors(Path(path).read_bytes(), str(path))[0]
+
+
+def parse_safetensors(data: bytes | memoryview, where: str = "safetensors data"
+                      ) -> tuple[OrderedDict[str, np.ndarray], dict[str, str]]:
+    """``{name: array}`` and the metadata of safetensors bytes (checked: offsets, dtypes, header length)."""
     if len(data) < 8:
-        raise CheckpointFormatError(f"{path}: too short for a safetensors file")
-    (n,) = struct.unpack("<Q", data[:8])
+        raise CheckpointFormatError(f"{where}: too short for a safetensors file")
+    (n,) = struct.unpack("<Q", bytes(data[:8]))
     if n > len(data) - 8:
-        raise CheckpointFormatError(f"{path}: header length {n} runs past the end of the file")
-    header = json.loads(data[8: 8 + n])
+        raise CheckpointFormatError(f"{where}: header length {n} runs past the end of the file")
+    header = json.loads(bytes(data[8: 8 + n]))
     body = memoryview(data)[8 + n:]
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     for name, info in header.items():
@@ -173,13 +178,13 @@ def load_safetensors(path: str | Path) -> OrderedDict[str, np.ndarray]:
             continue
         dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
         if dtype is None:
-            raise CheckpointFormatError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+            raise CheckpointFormatError(f"{where}: tensor {name!r} has unsupported dtype {info['dtype']}")
         start, end = info["data_offsets"]
         if not 0 <= start <= end <= len(body):
-            raise CheckpointFormatError(f"{path}: tensor {name!r} lies outside the file")
+            raise CheckpointFormatError(f"{where}: tensor {name!r} lies outside the file")
         arr = np.frombuffer(body[start:end], dtype=np.dtype(dtype).newbyteorder("<"))
         out[name] = arr.reshape(info["shape"]).copy()
-    return out
+    return out, dict(header.get("__metadata__") or {})
 
 
 def load_state_dict(path: str | Path) -> OrderedDict[str, np.ndarray]:
@@ -220,6 +225,17 @@ _KINDS = ("weight", "bias", "running_mean", "running_var")
 
 def save_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
     """Write ``{name: array}`` as a ``.safetensors`` file (JSON header + raw little-endian data), in name order."""
+    with open(path, "wb") as f:
+        for part in _safetensors_parts(tensors, metadata):
+            f.write(part)
+
+
+def safetensors_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
+    """What :func:`save_safetensors` writes, as bytes."""
+    return b"".join(_safetensors_parts(tensors, metadata))
+
+
+def _safetensors_parts(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None) -> list[bytes]:
     header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
     blobs, offset = [], 0
     for name in sorted(tensors):
@@ -234,11 +250,7 @@ def save_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata:
         offset += len(raw)
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)  # the format aligns the data to 8 bytes
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        for raw in blobs:
-            f.write(raw)
+    return [struct.pack("<Q", len(head)), head, *blobs]
 
 
 def save_weights(path: str | Path, weights: dict[str, dict[str, np.ndarray]]) -> None:

@@ -24,7 +24,7 @@ from cxrzoo.params import HasFineTuning, HasModelName, HasNormalization, HasTrai
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.preprocess.sides import image_side
 from cxrzoo.train.checkpoint import CheckpointDir
-from cxrzoo.train.feed import augmented_rdd, features_rdd
+from cxrzoo.train.feed import augmented_data, features_data
 from cxrzoo.train.loop import LoopOptions, run_epochs
 from cxrzoo.train.recipe import HasCheckpointing, HasClassWeighting, HasLRSchedule, HasMomentum
 from cxrzoo.train.weighting import class_weights
@@ -73,7 +73,7 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
         return self.getOrDefault(self.imageSize)
 
     def _engine(self) -> Engine:
-        return get_engine(self.getEngine(), **self.engine_options())
+        return get_engine(self.engine_name(), **self.engine_options())
 
     def _spec(self, input_size: int) -> NetSpec:
         return create_spec(self.getModelName(), dropout=self.getDropout(), input_size=input_size, l2=self.getL2())
@@ -125,7 +125,8 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
     def __init__(self, *, featuresCol: str = "features", labelCol: str = "labels",
                  predictionCol: str = "probabilities", modelName: str = "tiny", epochs: int = 10,
                  batchSize: int = 32, learningRate: float = 1e-3, optimizer: str = "adam", dropout: float = 0.2,
-                 engine: str = "bigdl", bigdlEngineType: str = "mkldnn", seed: int = 0, imageSize: int = 256,
+                 engine: str = "auto", bigdlEngineType: str = "mkldnn", precision: str = "auto",
+                 torchCompile: bool = False, torchWorkers: str = "per_core", seed: int = 0, imageSize: int = 256,
                  normalization: str = "caffe", pretrained: str = "", freezeEpochs: int = 0,
                  freezeUpTo: str = "", l2: float = 0.0, allowPatientOverlap: bool = False,
                  lrSchedule: str = "constant", warmupEpochs: int = 0, warmupStartLR: float = 1e-7,
@@ -185,7 +186,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         ingest_side = None
         if "image" in dataset.columns and not self.isSet(self.imageSize):  # record the ingest size for export
             ingest_side = image_side(dataset, "image")
-        data = features_rdd(train, fcol, lcol, size)
+        data = features_data(train, fcol, lcol, size)
         model = self._train(size, lambda epoch: data, weights, self._validation)
         return model._set(imageSize=ingest_side) if ingest_side else model
 
@@ -206,7 +207,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
             if val is not None:
                 val = prep.copy().setAugment(False).setParams(outputCol=self.getFeaturesCol()).transform(val)
             model = self._train(prep.getCropSize(),
-                                lambda epoch: augmented_rdd(images, icol, kcol, lcol, cfg, seed, epoch), weights, val)
+                                lambda epoch: augmented_data(images, icol, kcol, lcol, cfg, seed, epoch), weights, val)
         finally:
             if cached:
                 images.unpersist()
@@ -252,12 +253,12 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                                checkpoint=CheckpointDir(g(self.checkpointDir) or tmp),
                                checkpoint_interval=g(self.checkpointInterval),
                                fingerprint={"model": self.getModelName(), "input_size": size,
-                                            "batch_size": cfg.batch_size})
+                                            "batch_size": cfg.batch_size, "engine": engine.name})
             t0 = time.perf_counter()
             history = run_epochs(engine, net, spec, cfg, epoch_data, opts)
         log.info("trained %s (%d² input) for %d epochs in %.1fs", self.getModelName(), size, cfg.epochs,
                  time.perf_counter() - t0)
-        model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))
+        model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))._set(engine=engine.name)
         model.history = history
         return model
 

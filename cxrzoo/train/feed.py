@@ -1,87 +1,77 @@
-"""Training data for one epoch: an RDD of ``(x, y)`` numpy pairs built in the Python workers.
+"""Training data for one epoch: an :class:`~cxrzoo.engine.base.EpochData` over a DataFrame.
 
-With a preprocessor the chain runs per epoch over batches of gray images (the
-numba kernel, randomness from (seed, epoch, image key)), so every epoch sees a
-different augmentation of the same images; without one, precomputed feature
-arrays are reshaped to CHW.
+With a preprocessor the chain runs per epoch over Arrow batches of gray images (the numba kernel,
+randomness from (seed, epoch, image key)), so every epoch sees a different augmentation of the same
+images; without one, precomputed feature arrays are reshaped to CHW.  The decoders below are what
+the engines run in their Python workers, on the record batches they read.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from pyspark.rdd import RDD
 from pyspark.sql import DataFrame
 
-from cxrzoo.arrowutil import rows_to_binary_array
+from cxrzoo.arrowutil import binary_rows, float_rows
+from cxrzoo.engine.base import EpochData
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain
 from cxrzoo.preprocess.sides import side_of
 
-_BATCH = 64
+
+@dataclass(frozen=True)
+class ImageDecoder:
+    """Record batch (key, gray image bytes, labels) → augmented (N, 3, crop, crop) and labels."""
+
+    cfg: ChainConfig
+    seed: int
+    epoch: int
+
+    def __call__(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        keys = [str(k) for k in batch.column(0).to_pylist()]
+        flat = binary_rows(batch.column(1), "image")
+        c = self.cfg.crop
+        if not len(keys):
+            return np.zeros((0, 3, c, c), np.float32), np.zeros((0, 0), np.float32)
+        side = side_of(flat.shape[1])
+        if side is None:
+            raise ValueError(f"image {keys[0]!r}: {flat.shape[1]} bytes is not a square gray image")
+        x = apply_chain(flat.reshape(len(keys), side, side), keys, self.cfg, self.seed, self.epoch)
+        return x, float_rows(batch.column(2), None, "labels")
+
+
+@dataclass(frozen=True)
+class FeatureDecoder:
+    """Record batch (features list<float>, labels) → (N, C, S, S) and labels."""
+
+    shape: tuple[int, int, int]
+
+    def __call__(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        c, h, w = self.shape
+        x = float_rows(batch.column(0), c * h * w, "features").reshape(-1, c, h, w)
+        return x, float_rows(batch.column(1), None, "labels")
+
+
+def augmented_data(df: DataFrame, image_col: str, key_col: str, label_col: str, cfg: ChainConfig, seed: int,
+                   epoch: int) -> EpochData:
+    """Epoch ``epoch`` of gray images of one size, augmented by ``cfg``: x (3, crop, crop), y the labels."""
+    return EpochData(df.select(key_col, image_col, label_col), ImageDecoder(cfg, seed, epoch),
+                     key=("images", id(df), epoch), rows_key=("images", id(df)))
+
+
+def features_data(df: DataFrame, features_col: str, label_col: str, side: int, channels: int = 3) -> EpochData:
+    """Flattened CHW feature arrays (non-null ``array<float>``) with their labels, the same every epoch."""
+    return EpochData(df.select(features_col, label_col), FeatureDecoder((channels, side, side)),
+                     key=("features", id(df)))
 
 
 def augmented_rdd(df: DataFrame, image_col: str, key_col: str, label_col: str, cfg: ChainConfig, seed: int,
                   epoch: int) -> RDD:
-    """``(x, y)`` pairs from gray images of one size: x is (3, crop, crop) float32, y the labels (float32)."""
-
-    def part(rows: Iterator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        buf: list = []
-        for row in rows:
-            buf.append(row)
-            if len(buf) == _BATCH:
-                yield from _batch(buf, cfg, seed, epoch)
-                buf = []
-        if buf:
-            yield from _batch(buf, cfg, seed, epoch)
-
-    return df.select(key_col, image_col, label_col).rdd.mapPartitions(part)
-
-
-def _batch(rows: list, cfg: ChainConfig, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    side = side_of(len(rows[0][1]))
-    stack = np.frombuffer(b"".join(bytes(r[1]) for r in rows), np.uint8).reshape(len(rows), side, side)
-    x = apply_chain(stack, [str(r[0]) for r in rows], cfg, seed, epoch)
-    for i, r in enumerate(rows):
-        yield x[i], np.asarray(r[2], np.float32)
+    """``(x, y)`` pairs of :func:`augmented_data`."""
+    return augmented_data(df, image_col, key_col, label_col, cfg, seed, epoch).pairs()
 
 
 def features_rdd(df: DataFrame, features_col: str, label_col: str, side: int, channels: int = 3) -> RDD:
-    """``(x, y)`` pairs from flattened CHW feature arrays (non-null ``array<float>`` columns).
-
-    Both arrays are packed into float32 bytes by an Arrow UDF before they reach the RDD, so rows cross
-    to Python as two byte strings instead of 150,000 pickled floats (measured 18–24 ms per 224² row the
-    pickled way).
-    """
-    shape = (channels, side, side)
-    k = channels * side * side
-    packed = df.select(features_col, label_col).mapInArrow(
-        lambda batches: (_pack_batch(b, k) for b in batches), "x binary, y binary")
-    return packed.rdd.map(
-        lambda r: (np.frombuffer(r[0], np.float32).reshape(shape), np.frombuffer(r[1], np.float32)))
-
-
-def _float_rows(column: pa.Array, width: int | None, what: str) -> np.ndarray:
-    """A list<float> Arrow column of equal-length, non-null rows as a C-contiguous (rows, width) float32 array."""
-    lengths = np.diff(np.asarray(column.offsets))
-    if width is None:
-        width = int(lengths[0]) if len(lengths) else 0
-    nulls = np.asarray(column.is_null(), bool)
-    bad = np.flatnonzero((lengths != width) | nulls)
-    if len(bad):
-        row = int(bad[0])
-        got = "no" if nulls[row] else str(lengths[row])
-        raise ValueError(f"{what}: row {row} of an Arrow batch has {got} values, expected {width}; "
-                         "drop null rows and preprocess every image to the same size")
-    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return np.ascontiguousarray(values).reshape(len(column), width)
-
-
-def _pack_batch(batch: pa.RecordBatch, k: int) -> pa.RecordBatch:
-    """Features and labels of one Arrow batch as float32 bytes per row."""
-    n = batch.num_rows
-    x = _float_rows(batch.column(0), k, "features").view(np.uint8)
-    y = _float_rows(batch.column(1), None, "labels").view(np.uint8)
-    rows = list(range(n))
-    return pa.RecordBatch.from_arrays([rows_to_binary_array(x, rows, n), rows_to_binary_array(y, rows, n)],
-                                      names=["x", "y"])
+    """``(x, y)`` pairs of :func:`features_data`."""
+    return features_data(df, features_col, label_col, side, channels).pairs()

@@ -12,9 +12,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from pyspark.rdd import RDD
-
-from cxrzoo.engine.base import Engine, EpochFailedError, EpochStats, TrainConfig, Trainer
+from cxrzoo.engine.base import Engine, EpochData, EpochFailedError, EpochStats, TrainConfig, Trainer
 from cxrzoo.models.spec import NetSpec
 from cxrzoo.train.checkpoint import CheckpointDir
 from cxrzoo.train.schedule import LRSchedule
@@ -83,11 +81,11 @@ def _log_epoch(record: dict, epochs: int) -> None:
 
 
 def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
-               epoch_data: Callable[[int], RDD], opts: LoopOptions | None = None) -> list[dict]:
+               epoch_data: Callable[[int], EpochData], opts: LoopOptions | None = None) -> list[dict]:
     """Train ``net`` up to ``config.epochs`` epochs on ``epoch_data(epoch)``; return one dict per epoch.
 
-    ``epoch_data`` may return the same RDD every epoch (fixed features; the engine keeps its
-    cached copy) or a new one (augmentation that differs per epoch).  The layers ``opts.frozen``
+    ``epoch_data`` may return the same data every epoch (fixed features; the engine keeps its
+    cached copy) or new data (augmentation that differs per epoch).  The layers ``opts.frozen``
     are not updated during the first ``opts.freeze_epochs`` epochs.  Each returned dict holds the
     :class:`EpochStats` fields, ``images_per_s``, ``val_mean_auc`` and ``val_loss``.
     """
