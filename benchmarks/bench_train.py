@@ -1,21 +1,21 @@
-"""Training microbenchmark: images/s of BigDL mklblas, BigDL mkldnn and PyTorch eager on the same random batch.
+"""Training benchmark, by the wall clock: cxrzoo's engines on the same rows, the same warm-up, the same timing.
 
-ResNet-50, DenseNet-121 and MobileNetV2 (14-way heads, 224² inputs), batch 16 and 32, Spark
-``local[2]`` for BigDL (synchronous SGD over the 2 cores, Adam, MultiLabelSoftMarginCriterion) and
-``torch.set_num_threads(2)`` with channels_last for PyTorch (Adam, BCE with logits) when torch is
-installed.  Steady state, the same warm-up for both: BigDL's per-iteration throughput from its
-TrainSummary and PyTorch's iteration time, each the median over the iterations after the first
-``--warmup`` (default 8: BigDL's per-iteration throughput keeps rising over its first iterations, as the
-JVM compiles BigDL's and Spark's per-iteration code, while PyTorch's is flat from its second).
-Each BigDL engine type runs in a JVM of its own (a JVM-wide setting).  MKL-DNN and PyTorch alternate
-``--repeats`` times (median of the rounds); MKL-BLAS, far behind, runs once.
+Every contender trains through cxrzoo's engine interface (``Engine.trainer(...).train_epoch``) on Spark
+``local[2]``: BigDL mkldnn and mklblas (synchronous SGD over the 2 cores), and the torch engine (2
+gloo DDP processes on barrier tasks) in fp32, bf16 autocast and bf16 with ``torch.compile``.  Each
+contender runs in a process (and JVM) of its own, per model: a warm-up epoch of ``--iterations``
+global batches, then a timed epoch over the same rows; the figure is ``images / wall seconds`` of the
+timed ``train_epoch`` call — everything the engine does for an epoch (BigDL's optimize() set-up and
+summaries, torch's state broadcast, barrier launch and DDP set-up) is inside it.  Beside it: the
+engine's own median per-iteration throughput (BigDL's TrainSummary figure; torch's slowest rank's step
+time), and what the epoch spent outside the iterations.  Contenders alternate over ``--repeats``
+rounds; medians, with the per-round ratios of torch bf16 to BigDL's best fp32.
 
     .venv/bin/python benchmarks/bench_train.py [--models resnet50,densenet121,mobilenet_v2]
-        [--batches 16,32] [--iterations 8] [--warmup 8] [--repeats 3] [--json]
+        [--batches 16,32] [--iterations 6] [--repeats 2] [--contenders ...] [--json]
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -29,133 +29,144 @@ import numpy as np
 from _common import bench_args, cpu_name
 
 log = logging.getLogger("bench_train")
+CONTENDERS = {  # name → (engine, options)
+    "bigdl_mkldnn": ("bigdl", {"engine_type": "mkldnn"}),
+    "bigdl_mklblas": ("bigdl", {"engine_type": "mklblas"}),
+    "torch_fp32": ("torch", {"precision": "fp32"}),
+    "torch_bf16": ("torch", {"precision": "bf16"}),
+    "torch_bf16_compile": ("torch", {"precision": "bf16", "compile": True}),
+}
+SUPPRESS_HELP = "==SUPPRESS=="
 
 
-def bigdl_worker(engine: str, models: list[str], batches: list[int], iterations: int, warmup: int) -> None:
-    """In a fresh JVM: print one JSON line per (model, batch)."""
+def _rows(spark, n: int, seed: int):
+    """``n`` rows of random 3×224² features and 14 labels, made in the workers (the same for every contender)."""
+    import pyarrow as pa
+
+    from cxrzoo.arrowutil import rows_to_list_array
+
+    def make(batches):
+        for b in batches:
+            ids = b.column(0).to_numpy()
+            x = np.stack([np.random.default_rng([seed, int(i)]).normal(0, 1, 3 * 224 * 224).astype(np.float32)
+                          for i in ids])
+            y = np.stack([(np.random.default_rng([seed, int(i), 1]).random(14) < 0.2).astype(np.float32)
+                          for i in ids])
+            rows = list(range(len(ids)))
+            yield pa.RecordBatch.from_arrays([rows_to_list_array(x, rows, len(ids)), rows_to_list_array(y, rows, len(ids))],
+                                             names=["features", "labels"])
+
+    return spark.range(n, numPartitions=2).mapInArrow(make, "features array<float>, labels array<float>")
+
+
+def worker(contender: str, models: list[str], batches: list[int], iterations: int) -> None:
+    """In a fresh process: one JSON line per (model, batch)."""
     from cxrzoo.engine.base import TrainConfig, get_engine
     from cxrzoo.models import create_spec
     from cxrzoo.session import get_spark
+    from cxrzoo.train.feed import features_data
 
-    spark = get_spark(master="local[2]", driver_memory="12g", engine="bigdl", engine_type=engine)
-    eng = get_engine("bigdl", engine_type=engine)
+    engine, options = CONTENDERS[contender]
+    spark = get_spark(master="local[2]", driver_memory="12g", engine=engine,
+                      **({"engine_type": options["engine_type"]} if engine == "bigdl" else {}))
+    eng = get_engine(engine, **options)
     for name in models:
         for batch in batches:
             spec = create_spec(name, num_classes=14, input_size=224)
-            net = eng.build(spec, seed=0)
-            rng = np.random.default_rng(0)
-            x = rng.normal(0, 1, (batch, 3, 224, 224)).astype(np.float32)
-            y = (rng.random((batch, 14)) < 0.2).astype(np.float32)
-            data = spark.sparkContext.parallelize([(x[i], y[i]) for i in range(batch)] * (warmup + iterations), 2)
-            trainer = eng.trainer(net, spec, TrainConfig(epochs=1, batch_size=batch, learning_rate=1e-4))
-            stats = trainer.train_epoch(data, 0)
-            trainer.close()
-            steady = stats.iteration_images_per_s[warmup:]
-            print(json.dumps({"engine": f"bigdl_{engine}", "model": name, "batch": batch,  # noqa: T201
-                              "images_per_s": float(np.median(steady)) if steady else None}), flush=True)
-
-
-def torch_rates(models: list[str], batches: list[int], iterations: int, warmup: int) -> list[dict]:
-    """PyTorch eager, channels_last, 2 threads."""
-    import torch
-
-    from _torchnet import SpecNet
-    from cxrzoo.models import create_spec
-
-    torch.set_num_threads(2)
-    out = []
-    for name in models:
-        for batch in batches:
-            torch.manual_seed(0)
-            net = SpecNet(create_spec(name, num_classes=14, input_size=224)).to(memory_format=torch.channels_last)
-            opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-            x = torch.randn(batch, 3, 224, 224).to(memory_format=torch.channels_last)
-            y = (torch.rand(batch, 14) < 0.2).float()
-            times = []
-            for i in range(warmup + iterations):
+            df = _rows(spark, batch * iterations, seed=batch).cache()
+            df.count()
+            data = features_data(df, "features", "labels", 224)
+            trainer = eng.trainer(eng.build(spec, seed=0), spec, TrainConfig(epochs=2, batch_size=batch,
+                                                                               learning_rate=1e-4))
+            try:
+                trainer.train_epoch(data, 0)  # warm-up: the same rows, the same number of iterations
                 t0 = time.perf_counter()
-                opt.zero_grad(set_to_none=True)
-                torch.nn.functional.binary_cross_entropy_with_logits(net(x), y).backward()
-                opt.step()
-                if i >= warmup:
-                    times.append(time.perf_counter() - t0)
-            out.append({"engine": "pytorch_eager_cl", "model": name, "batch": batch,
-                        "images_per_s": batch / float(np.median(times))})
-    return out
+                stats = trainer.train_epoch(data, 1)
+                wall = time.perf_counter() - t0
+            finally:
+                trainer.close()
+                df.unpersist()
+            it = stats.iteration_images_per_s
+            inside = sum(batch / r for r in it) if it else None
+            print(json.dumps({"contender": contender, "model": name, "batch": batch,  # noqa: T201
+                              "wall_images_per_s": stats.images / wall, "images": stats.images,
+                              "self_reported_images_per_s": float(np.median(it)) if it else None,
+                              "outside_iterations_s": wall - inside if inside else None}), flush=True)
+
+
+def _run(contender: str, model: str, args) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}
+    run = subprocess.run([sys.executable, __file__, "--worker", contender, "--models", model, "--batches",
+                          args.batches, "--iterations", str(args.iterations)], capture_output=True, text=True,
+                         env=env, cwd=Path(__file__).parent)
+    if run.returncode != 0:
+        log.warning("%s on %s failed: %s", contender, model, run.stderr[-1500:])
+    return [json.loads(ln) for ln in run.stdout.splitlines() if ln.startswith('{"contender"')]
 
 
 def main() -> None:
-    """Run the workers, print the table, then one JSON line."""
+    """Alternate the contenders, print the table, then one JSON line."""
     def extra(ap):
         ap.add_argument("--models", default="resnet50,densenet121,mobilenet_v2")
         ap.add_argument("--batches", default="16,32")
-        ap.add_argument("--iterations", type=int, default=8, help="timed iterations after the warm-up")
-        ap.add_argument("--warmup", type=int, default=8, help="untimed iterations first, the same for every engine")
+        ap.add_argument("--iterations", type=int, default=6, help="global batches per epoch (warm-up and timed)")
+        ap.add_argument("--contenders", default=",".join(CONTENDERS))
         ap.add_argument("--mklblas-models", default="mobilenet_v2",
                         help="models for BigDL's MKL-BLAS engine (ResNet-50 and DenseNet-121 exhaust a 12 GB heap "
                              "there and then stall in garbage collection)")
         ap.add_argument("--worker", help=SUPPRESS_HELP)
 
-    args = bench_args(__doc__, 3, extra)
+    args = bench_args(__doc__, 2, extra)
     models, batches = args.models.split(","), [int(b) for b in args.batches.split(",")]
-    if args.worker == "torch":
-        try:
-            rows = torch_rates(models, batches, args.iterations, args.warmup)
-        except ImportError:
-            log.warning("torch is not installed: no PyTorch baseline (pip install torch==2.13.0)")
-            rows = []
-        for r in rows:
-            print(json.dumps(r), flush=True)  # noqa: T201
-        return None
     if args.worker:
-        return bigdl_worker(args.worker, models, batches, args.iterations, args.warmup)
+        return worker(args.worker, models, batches, args.iterations)
+    contenders = args.contenders.split(",")
     rows: list[dict] = []
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}  # a fresh JVM
+    for r in range(args.repeats):
+        for m in models:
+            for c in contenders:
+                if c == "bigdl_mklblas" and m not in args.mklblas_models.split(","):
+                    continue
+                rows += [dict(x, round=r) for x in _run(c, m, args)]
+    summary = _summarise(rows, models, batches, contenders, args.repeats)
+    print(json.dumps({"benchmark": "train", "cpu": cpu_name(), "cores": 2, "timing": "wall clock around "  # noqa: T201
+                      "train_epoch, after a warm-up epoch on the same rows", "iterations": args.iterations,
+                      "results": summary}))
 
-    def worker(engine: str, names: str) -> list[dict]:
-        """One process per model: a JVM holding several models' MKL-DNN buffers outgrew 24 GB."""
-        out = []
-        for name in (m for m in names.split(",") if m in models):
-            run = subprocess.run([sys.executable, __file__, "--worker", engine, "--models", name, "--batches",
-                                  args.batches, "--iterations", str(args.iterations),
-                                  "--warmup", str(args.warmup)], capture_output=True,
-                                 text=True, env=env, cwd=Path(__file__).parent)
-            if run.returncode != 0:
-                log.warning("%s worker for %s failed: %s", engine, name, run.stderr[-1500:])
-            out += [json.loads(ln) for ln in run.stdout.splitlines() if ln.startswith('{"engine"')]
-        return out
 
-    if importlib.util.find_spec("torch") is None:
-        log.warning("torch is not installed: no PyTorch baseline (pip install torch==2.13.0)")
-    rows += worker("mklblas", args.mklblas_models)  # far behind: one round
-    for i in range(args.repeats):  # MKL-DNN and PyTorch alternate, so that drifts of the machine hit both
-        rows += [dict(r, round=i) for r in worker("mkldnn", args.models) + worker("torch", args.models)]
-    by_round = {(r["engine"], r["model"], r["batch"], r["round"]): r["images_per_s"] for r in rows if "round" in r}
-    runs: dict[tuple, list[float]] = {}
-    for r in rows:
-        runs.setdefault((r["engine"], r["model"], r["batch"]), []).append(r["images_per_s"])
-    table = {k: float(np.median(v)) for k, v in runs.items()}
-    engines = ["bigdl_mklblas", "bigdl_mkldnn", "pytorch_eager_cl"]
-    log.info("training images/s, 224² inputs, 2 cores (%s); Spark local[2] for BigDL", cpu_name())
-    log.info("%-14s %5s %14s %14s %16s %10s", "model", "batch", *engines, "best/torch")
-    summary = {}
+def _summarise(rows: list[dict], models, batches, contenders, repeats) -> dict:
+    def med(c, m, b, key):
+        v = [x[key] for x in rows if (x["contender"], x["model"], x["batch"]) == (c, m, b) and x[key] is not None]
+        return float(np.median(v)) if v else None
+
+    def at(c, m, b, r):
+        return next((x["wall_images_per_s"] for x in rows
+                     if (x["contender"], x["model"], x["batch"], x["round"]) == (c, m, b, r)), None)
+
+    log.info("training images/s by the wall clock (self-reported per-iteration in brackets), 224², 2 cores (%s)",
+             cpu_name())
+    log.info("%-13s %5s " + " ".join(f"{c:>22s}" for c in contenders) + " %10s", "model", "batch", "bf16/bigdl")
+    out = {}
     for m in models:
         for b in batches:
-            vals = [table.get((e, m, b)) for e in engines]
-            best = max((v for v in vals[:2] if v), default=None)
-            ratio = best / vals[2] if best and vals[2] else None
-            summary[f"{m}_bs{b}"] = {e: (round(v, 2) if v else None) for e, v in zip(engines, vals)}
-            summary[f"{m}_bs{b}"]["best_bigdl_vs_torch"] = round(ratio, 2) if ratio else None
-            summary[f"{m}_bs{b}"]["mkldnn_vs_torch_per_round"] = [
-                round(by_round[("bigdl_mkldnn", m, b, i)] / by_round[("pytorch_eager_cl", m, b, i)], 2)
-                for i in range(args.repeats)
-                if ("bigdl_mkldnn", m, b, i) in by_round and ("pytorch_eager_cl", m, b, i) in by_round]
-            log.info("%-14s %5d %14s %14s %16s %10s", m, b, *[f"{v:.2f}" if v else "-" for v in vals],
+            d = {c: {"wall": med(c, m, b, "wall_images_per_s"), "self": med(c, m, b, "self_reported_images_per_s"),
+                     "outside_s": med(c, m, b, "outside_iterations_s")} for c in contenders}
+            per_round = []
+            for r in range(repeats):
+                best = max((v for v in (at("bigdl_mkldnn", m, b, r), at("bigdl_mklblas", m, b, r)) if v), default=None)
+                bf = at("torch_bf16", m, b, r)
+                if best and bf:
+                    per_round.append(round(bf / best, 2))
+            d["torch_bf16_vs_best_bigdl_per_round"] = per_round
+            d["torch_bf16_vs_best_bigdl"] = float(np.median(per_round)) if per_round else None
+            out[f"{m}_bs{b}"] = d
+            cells = [f"{d[c]['wall']:.2f} ({d[c]['self']:.2f})" if d[c]["wall"] and d[c]["self"] else "-"
+                     for c in contenders]
+            ratio = d["torch_bf16_vs_best_bigdl"]
+            log.info("%-13s %5d " + " ".join(f"{c:>22s}" for c in cells) + " %10s", m, b,
                      f"{ratio:.2f}x" if ratio else "-")
-    print(json.dumps({"benchmark": "train", "cpu": cpu_name(), "cores": 2, "results": summary}))  # noqa: T201
+    return out
 
-
-SUPPRESS_HELP = "==SUPPRESS=="
 
 if __name__ == "__main__":
     main()

@@ -86,7 +86,14 @@ def spark_conf(master: str | None = None, app_name: str = "cxrzoo", driver_memor
     >>> conf = spark_conf(master="local[2]")
     >>> conf["spark.sql.execution.arrow.pyspark.enabled"]
     'true'
+
+    Notes
+    -----
+    PySpark starts local-mode Python workers with ``$PYSPARK_PYTHON`` (else ``python3`` from the PATH,
+    which may lack cxrzoo's packages); unless it is set, this sets it to this interpreter, for a
+    session built next in this process.
     """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     master = master or os.environ.get("CXRZOO_MASTER", "local[*]")
     conf = {
         "spark.master": master,

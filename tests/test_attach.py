@@ -6,14 +6,16 @@ import os
 import subprocess
 import sys
 
+from conftest import ENGINE, needs_bigdl
+
 ATTACH_SCRIPT = r'''
 import json, sys
 from pyspark.sql import SparkSession
 import cxrzoo
 
-images, labels, work = sys.argv[1:4]
+images, labels, work, engine = sys.argv[1:5]
 builder = SparkSession.builder
-for key, value in cxrzoo.spark_conf(master="local[2]", engine="bigdl").items():
+for key, value in cxrzoo.spark_conf(master="local[2]", engine=engine).items():
     builder = builder.config(key, value)
 builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "false")  # cxrzoo must switch it on
 spark = builder.getOrCreate()
@@ -22,7 +24,7 @@ assert cxrzoo.get_spark() is spark
 assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
 df = cxrzoo.read_nih(spark, images, labels, size=72).where("error IS NULL")
 prep = cxrzoo.CXRPreprocessor(cropSize=64)
-model = cxrzoo.CXREstimator(epochs=1, batchSize=8, seed=1).setPreprocessor(prep).fit(df)
+model = cxrzoo.CXREstimator(epochs=1, batchSize=8, seed=1, engine=engine).setPreprocessor(prep).fit(df)
 report = cxrzoo.evaluate_auc(model.transform(df))
 model.save(f"{work}/model")
 ir = cxrzoo.export_openvino(f"{work}/model", f"{work}/ir")
@@ -52,7 +54,8 @@ def _env() -> dict[str, str]:
 
 def test_a_plain_session_with_cxrzoo_settings_runs_the_whole_job(synth_ds, tmp_path):
     run = subprocess.run([sys.executable, "-c", ATTACH_SCRIPT, str(synth_ds.images), str(synth_ds.labels_csv),
-                          str(tmp_path)], capture_output=True, text=True, timeout=600, env=_env())
+                          str(tmp_path), ENGINE], capture_output=True, text=True, timeout=600,
+                         env={k: v for k, v in _env().items() if k != "PYSPARK_PYTHON"})
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["n"] == 60 and out["scored"] == 60 and 0.0 < out["mean_auc"] < 1.0
@@ -60,6 +63,7 @@ def test_a_plain_session_with_cxrzoo_settings_runs_the_whole_job(synth_ds, tmp_p
     assert after.count("\n") == 1, after[-2000:]  # then nothing on stdout but the script's own line
 
 
+@needs_bigdl
 def test_a_session_lacking_jvm_settings_is_told_exactly_what_to_add(tmp_path):
     run = subprocess.run([sys.executable, "-c", REFUSE_SCRIPT], capture_output=True, text=True, timeout=300,
                          env=_env())

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import ENGINE
 
 from cxrzoo.models import create_spec, get_config, list_models
 from cxrzoo.models.cards import CARD_FILE, cards_dir, dump_toml, read_card
@@ -62,7 +63,7 @@ def test_trained_and_exported_models_carry_a_card_of_the_same_schema(model_dir, 
             assert set(registry[table]) <= set(card[table]), (where, table)
         assert card["params"]["chestxray14"] == count_params(create_spec("tiny", input_size=64))
         assert card["input"]["size"] == 64 and card["input"]["image_size"] == 72
-        assert card["model"]["engine"] == "bigdl"
+        assert card["model"]["engine"] == ENGINE
     with open(ir / CARD_FILE, "rb") as f:
         exported = tomllib.load(f)
     assert exported["accuracy"] == {"split": "test", "mean_auroc": 0.7, "images": 60}

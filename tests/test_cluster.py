@@ -71,6 +71,8 @@ def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 60
 def _adam_steps(spark, checkpoint: Path) -> list[int]:
     """Steps each partition's Adam state recorded, from a checkpoint's per-partition optimizer state."""
     manifest = json.loads((checkpoint / "optim.json").read_text())  # plain JSON: nothing deserialized
+    if manifest.get("engine") == "torch":  # one optimizer (DDP): the steps its parameters took, once per worker
+        return manifest["steps"] * 2
     return [m["evalCounter"] for part in manifest["partitions"] for m in part.values()]
 
 

@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+
+from conftest import needs_bigdl
 from pathlib import Path
 
 
@@ -63,6 +65,7 @@ def test_training_without_bigdl_says_so(tmp_path):
     assert "refused: engine 'bigdl' is not available" in run.stdout
 
 
+@needs_bigdl
 def test_bigdl_is_imported_only_when_training_or_prediction_is_asked_for(synth_ds, tmp_path):
     code = (f"import sys\nfrom cxrzoo import get_spark, jobs\nspark = get_spark('local[2]')\n"
             f"jobs.ingest(spark, {str(synth_ds.images)!r}, {str(synth_ds.labels_csv)!r}, {str(tmp_path / 'd')!r}, "

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_bigdl
+
+pytestmark = needs_bigdl
 
 from cxrzoo.engine.base import get_engine
 

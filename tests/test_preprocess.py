@@ -116,25 +116,26 @@ def test_features_rdd_packs_rows_exactly(spark):
 def test_features_of_the_wrong_length_name_the_row():
     import pyarrow as pa
 
-    from cxrzoo.train.feed import _pack_batch
+    from cxrzoo.train.feed import FeatureDecoder
 
     batch = pa.RecordBatch.from_arrays([pa.array([[0.0] * 48, [0.0] * 12], pa.list_(pa.float32())),
                                         pa.array([[1.0] * 14, [0.0] * 14], pa.list_(pa.float32()))],
                                        names=["features", "labels"])
     with pytest.raises(ValueError, match="row 1 .* 12 values, expected 48"):
-        _pack_batch(batch, 48)
+        FeatureDecoder((3, 4, 4))(batch)
 
 
 def test_pack_batch_of_no_rows_and_null_rows():
     import pyarrow as pa
 
-    from cxrzoo.train.feed import _pack_batch
+    from cxrzoo.train.feed import FeatureDecoder
 
     empty = pa.RecordBatch.from_arrays([pa.array([], pa.list_(pa.float32())), pa.array([], pa.list_(pa.float32()))],
                                        names=["features", "labels"])
-    assert _pack_batch(empty, 48).num_rows == 0
+    x, y = FeatureDecoder((3, 4, 4))(empty)
+    assert x.shape == (0, 3, 4, 4) and len(y) == 0
     nulls = pa.RecordBatch.from_arrays([pa.array([[0.0] * 48, None], pa.list_(pa.float32())),
                                         pa.array([[1.0] * 14, [0.0] * 14], pa.list_(pa.float32()))],
                                        names=["features", "labels"])
     with pytest.raises(ValueError, match="row 1 .* no values, expected 48"):
-        _pack_batch(nulls, 48)
+        FeatureDecoder((3, 4, 4))(nulls)

@@ -2,6 +2,8 @@
 import os
 import subprocess
 import sys
+
+from conftest import needs_bigdl
 from pathlib import Path
 
 
@@ -13,6 +15,7 @@ from cxrzoo.session import get_spark, spark_conf
 BIN = Path(sys.executable).parent
 
 
+@needs_bigdl
 def test_same_session_twice_with_arrow_and_bigdl(spark):
     assert get_spark() is spark
     conf = spark.sparkContext.getConf()
@@ -36,6 +39,7 @@ def test_conf_options():
     assert int(spark_conf()["spark.driver.memory"].rstrip("g")) > 8  # ResNet-50 training needs > 8 GB
 
 
+@needs_bigdl
 def test_mkldnn_engine_computes_on_every_core():
     """BigDL's MKL-DNN engine runs one model per JVM: its OpenMP threads must cover the JVM's cores, unpinned."""
     assert local_cores("local") == 1 and local_cores("local[1]") == 1 and local_cores("spark://h:7077") is None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_bigdl
 
 import npref
 from cxrzoo import create_model
@@ -41,6 +42,7 @@ def test_parameter_counts_equal_torchvision(name):
     assert cfg.imagenet_head and len(cfg.mean) == 3 and len(cfg.std) == 3
 
 
+@needs_bigdl
 def test_real_imagenet_mobilenet_v2_forward_equals_numpy_reference(spark):
     """Contract: create_model(..., num_classes=1000, pretrained=path); evaluate(); forward(x) → N×1000 logits."""
     path = _mobilenet_checkpoint()
@@ -76,6 +78,7 @@ def test_mismatched_checkpoint_lists_every_problem():
     assert "conv1.weight: missing from the checkpoint" in text and "layer4.2.bn3.running_var" in text
 
 
+@needs_bigdl
 @pytest.mark.parametrize("name", BACKBONES + ["tiny"])
 def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
     """At a small input: (N, 14) finite logits, one step lowers the loss, save/load and OpenVINO parity."""
@@ -112,7 +115,11 @@ def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
     out = net.forward(x)  # a forward before training (the engine compacts weights at build time)
     assert out.shape == (4, 14) and np.isfinite(out).all()
     before = loss()
-    data = spark.sparkContext.parallelize(list(zip(x, y)), 2)
+    from cxrzoo.train.feed import features_data
+
+    data = features_data(spark.createDataFrame([(x[i].ravel().tolist(), y[i].tolist()) for i in range(4)],
+                                               "features array<float>, labels array<float>"),
+                         "features", "labels", size)
     trainer = engine.trainer(net, spec, TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3))
     try:
         trainer.train_epoch(data, 0)
@@ -171,6 +178,7 @@ def test_fine_tuning_freezes_the_pretrained_backbone_then_unfreezes(spark, inges
     assert np.abs(both["fc"]["weight"] - head_only["fc"]["weight"]).max() > 0
 
 
+@needs_bigdl
 def test_relu6_rewrite_for_mkldnn_equals_reference(spark):
     """BigDL's MKL-DNN IR has no ReLU6: the engine rewrites it as relu(x) - relu(x - 6) with frozen layers."""
     from cxrzoo.engine.bigdl import _build_graph
@@ -191,6 +199,7 @@ def test_relu6_rewrite_for_mkldnn_equals_reference(spark):
     np.testing.assert_allclose(net.forward(x), npref.forward(spec, weights, x), atol=1e-4, rtol=0)
 
 
+@needs_bigdl
 def test_l2_on_the_head_is_an_option(spark):
     from cxrzoo.engine.base import get_engine
 
