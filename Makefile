@@ -60,6 +60,7 @@ bench: $(STAMP)
 	cd benchmarks && ../$(BIN)/python bench_augment.py --bigdl
 	cd benchmarks && ../$(BIN)/python bench_spark.py
 	cd benchmarks && ../$(BIN)/python bench_train.py
+	cd benchmarks && ../$(BIN)/python bench_launch.py
 
 clean:
 	rm -rf demo-out .pytest_cache

@@ -7,7 +7,8 @@ evaluates on the test split with 95 % bootstrap CIs, then exports the model to O
 CPU has it) and INT8 (NNCF, 300 calibration images from the training split), each checked against FP32 on
 the test split.  Prints the tables, the learning curve's path and the time of every stage, then one JSON line.
 
-    python bench_recipe.py                      # tiny CNN, the 2-core default
+    python bench_recipe.py                      # tiny CNN, the 2-core default (BigDL)
+    python bench_recipe.py --engine torch       # the same on the torch engine (bf16 where the CPU has it)
     python bench_recipe.py --model mobilenet_v2 --pretrained auto --crop 160 --epochs 6
 """
 from __future__ import annotations
@@ -36,7 +37,9 @@ def _options(ap) -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup-epochs", type=int, default=1)
     ap.add_argument("--crop", type=int, default=224)
+    ap.add_argument("--engine", default="bigdl", choices=["bigdl", "torch"], help="training engine (default: bigdl)")
     ap.add_argument("--bigdl-engine-type", default="mkldnn", choices=["mkldnn", "mklblas"])
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="torch engine's precision")
     ap.add_argument("--precisions", default="bf16,int8", help="reduced-precision exports to check against FP32 "
                     "on the test split ('' for none)")
 
@@ -99,7 +102,8 @@ def main() -> None:
     t = time.perf_counter()
     ds = write_dataset(root / "data", n=args.n, size=1024, seed=args.seed)
     times["synth"] = time.perf_counter() - t
-    spark = get_spark(driver_memory="10g", engine="bigdl", engine_type=args.bigdl_engine_type)
+    spark = get_spark(driver_memory="10g", engine=args.engine,
+                      **({"engine_type": args.bigdl_engine_type} if args.engine == "bigdl" else {}))
     t = time.perf_counter()
     jobs.ingest(spark, str(ds.images), str(ds.labels_csv), str(root / "all.parquet"), size=256)
     times["ingest"] = time.perf_counter() - t
@@ -114,8 +118,9 @@ def main() -> None:
                        crop=args.crop, modelName=args.model, pretrained=pretrained, epochs=args.epochs,
                        batchSize=args.batch_size, learningRate=args.lr, lrSchedule="plateau",
                        warmupEpochs=args.warmup_epochs, warmupStartLR=args.lr / 100, plateauMonitor="val_loss",
-                       classWeighting="chexnet", seed=args.seed, engine="bigdl",
-                       bigdlEngineType=args.bigdl_engine_type, normalization=None)
+                       classWeighting="chexnet", seed=args.seed, engine=args.engine, normalization=None,
+                       **({"bigdlEngineType": args.bigdl_engine_type} if args.engine == "bigdl"
+                          else {"precision": args.precision}))
     times["train"] = time.perf_counter() - t
     t = time.perf_counter()
     rep = jobs.evaluate(spark, str(root / "model"), str(root / "test.parquet"), bootstrap=1000)
@@ -131,9 +136,9 @@ def main() -> None:
     log.info("learning curve: %s", root / "model" / "learning_curve.png")
     _log_precisions(checks)
     log.info("time: %s", ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()))
-    print(json.dumps({"bench": "recipe", "n": args.n, "split": counts, "model": args.model, "epochs": args.epochs,  # noqa: T201
-                      "test": rep.as_dict(), "history": model.history, "precision_checks": checks, "seconds": times,
-                      "cpu": cpu_name()}))
+    print(json.dumps({"bench": "recipe", "engine": args.engine, "n": args.n, "split": counts,  # noqa: T201
+                      "model": args.model, "epochs": args.epochs, "test": rep.as_dict(), "history": model.history,
+                      "precision_checks": checks, "seconds": times, "cpu": cpu_name()}))
 
 
 if __name__ == "__main__":

@@ -83,14 +83,11 @@ def _torch_rate(spec, weights: dict, x: np.ndarray, batch: int, repeats: int) ->
         import torch
     except ImportError:
         return None
-    from _torchnet import SpecNet
+    from cxrzoo.engine.torch_net import SpecNet, set_node_weights
 
     torch.set_num_threads(2)
     net = SpecNet(spec).eval()
-    for node, d in weights.items():
-        layer = net.layers[node.replace(".", "_")]
-        for k, v in d.items():
-            getattr(layer, k).data.copy_(torch.from_numpy(np.ascontiguousarray(v)).reshape(getattr(layer, k).shape))
+    set_node_weights(net, weights)
     net = net.to(memory_format=torch.channels_last)
     xt = torch.from_numpy(x).to(memory_format=torch.channels_last)
 

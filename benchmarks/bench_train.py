@@ -53,8 +53,8 @@ def _rows(spark, n: int, seed: int):
             y = np.stack([(np.random.default_rng([seed, int(i), 1]).random(14) < 0.2).astype(np.float32)
                           for i in ids])
             rows = list(range(len(ids)))
-            yield pa.RecordBatch.from_arrays([rows_to_list_array(x, rows, len(ids)), rows_to_list_array(y, rows, len(ids))],
-                                             names=["features", "labels"])
+            yield pa.RecordBatch.from_arrays([rows_to_list_array(x, rows, len(ids)),
+                                              rows_to_list_array(y, rows, len(ids))], names=["features", "labels"])
 
     return spark.range(n, numPartitions=2).mapInArrow(make, "features array<float>, labels array<float>")
 
@@ -96,9 +96,13 @@ def worker(contender: str, models: list[str], batches: list[int], iterations: in
 
 def _run(contender: str, model: str, args) -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}
-    run = subprocess.run([sys.executable, __file__, "--worker", contender, "--models", model, "--batches",
-                          args.batches, "--iterations", str(args.iterations)], capture_output=True, text=True,
-                         env=env, cwd=Path(__file__).parent)
+    try:
+        run = subprocess.run([sys.executable, __file__, "--worker", contender, "--models", model, "--batches",
+                              args.batches, "--iterations", str(args.iterations)], capture_output=True, text=True,
+                             env=env, cwd=Path(__file__).parent, timeout=1800)
+    except subprocess.TimeoutExpired:
+        log.warning("%s on %s took over 30 min: left out", contender, model)
+        return []
     if run.returncode != 0:
         log.warning("%s on %s failed: %s", contender, model, run.stderr[-1500:])
     return [json.loads(ln) for ln in run.stdout.splitlines() if ln.startswith('{"contender"')]
@@ -127,7 +131,10 @@ def main() -> None:
             for c in contenders:
                 if c == "bigdl_mklblas" and m not in args.mklblas_models.split(","):
                     continue
-                rows += [dict(x, round=r) for x in _run(c, m, args)]
+                got = [dict(x, round=r) for x in _run(c, m, args)]
+                for x in got:  # as they come: a run cut short keeps what it measured
+                    log.info("round %d: %s", r, json.dumps(x))
+                rows += got
     summary = _summarise(rows, models, batches, contenders, args.repeats)
     print(json.dumps({"benchmark": "train", "cpu": cpu_name(), "cores": 2, "timing": "wall clock around "  # noqa: T201
                       "train_epoch, after a warm-up epoch on the same rows", "iterations": args.iterations,

@@ -186,7 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, n=args.n, epochs=args.epochs, seed=args.seed, master=args.master)
 
 
-BENCHMARKS = ("synth", "decode", "augment", "spark", "train", "score", "recipe")
+BENCHMARKS = ("synth", "decode", "augment", "spark", "train", "launch", "score", "recipe")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -205,7 +205,8 @@ def _add_engine(p: argparse.ArgumentParser, default: str | None = "auto") -> Non
     from cxrzoo.engine.base import engine_names
 
     p.add_argument("--engine", default=default, choices=engine_names() + ["auto"],
-                   help=f"training engine; auto: bigdl where it is installed, else torch (default: {default or 'none'})")
+                   help="training engine; auto: bigdl where it is installed, else torch "
+                        f"(default: {default or 'none'})")
     p.add_argument("--bigdl-engine-type", default="mkldnn", choices=["mkldnn", "mklblas"],
                    help="BigDL's compute engine, a JVM-wide setting (default: mkldnn, on which every backbone "
                         "trains; mklblas exhausts the heap on ResNet-50 and DenseNet-121)")

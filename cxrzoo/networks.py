@@ -6,7 +6,7 @@ from cxrzoo.models import create_spec, get_config, load_pretrained
 
 
 def create_model(name: str, num_classes: int = len(LABELS), pretrained: str | None = None,
-                 engine: str = "bigdl", **options):
+                 engine: str = "auto", **options):
     """Build model ``name`` as an engine network, optionally with weights from a torchvision checkpoint.
 
     Parameters
@@ -19,18 +19,21 @@ def create_model(name: str, num_classes: int = len(LABELS), pretrained: str | No
     pretrained : str, optional
         ``.pth`` or ``.safetensors`` in torchvision's layout (read without running pickle code).
     engine : str
-        Training engine (``"bigdl"``); a SparkSession must be running (:func:`cxrzoo.get_spark`).
+        Training engine: ``"torch"``, ``"bigdl"`` or ``"auto"`` (BigDL where it is installed, else torch); a
+        SparkSession is attached to or started (:func:`cxrzoo.get_spark`).
     **options
         ``dropout``, ``input_size``, ``l2`` (penalty on the classifier's weight and bias), ``seed``, and the
         engine's own options (BigDL: ``engine_type``).
 
     Returns
     -------
-    The engine's network: for BigDL a ``bigdl.dllib.nn.layer.Model`` (``evaluate()``, ``forward(x)`` on
-    N×3×S×S float32 normalized as the config says, returning N×classes logits).
+    The engine's network, taking N×3×S×S float32 normalized as the config says and returning N×classes
+    logits: for torch a ``torch.nn.Module`` whose ``state_dict()`` has torchvision's names; for BigDL a
+    ``bigdl.dllib.nn.layer.Model`` (``evaluate()``, ``forward(x)``).
     """
-    from cxrzoo.engine.base import engine_class, get_engine
+    from cxrzoo.engine.base import engine_class, get_engine, resolve_engine
 
+    engine = resolve_engine(engine)
     own = set(engine_class(engine).option_names())
     unknown = set(options) - {"dropout", "input_size", "seed", "l2"} - own
     if unknown:

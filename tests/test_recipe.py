@@ -83,7 +83,8 @@ def _tiny_trainer(spark, rows: int, epochs: int, seed: int):
     rows_ = [(rng.normal(size=3 * 32 * 32).astype(np.float32).tolist(), (rng.random(14) < 0.3).astype(float).tolist())
              for _ in range(rows)]
     df = spark.createDataFrame(rows_, "features array<float>, labels array<float>").repartition(2)
-    return eng.trainer(net, spec, TrainConfig(epochs=epochs, batch_size=16)), features_data(df, "features", "labels", 32)
+    data = features_data(df, "features", "labels", 32)
+    return eng.trainer(net, spec, TrainConfig(epochs=epochs, batch_size=16)), data
 
 
 @needs_bigdl

@@ -277,3 +277,27 @@ def test_every_backbone_trains_saves_and_exports(spark, name, tmp_path):
     with torch.no_grad():
         p = torch.sigmoid(net(torch.from_numpy(xi.astype(np.float32)))).numpy()
     np.testing.assert_allclose(compiled(img)[0], p, atol=1e-4)
+
+
+def test_a_state_too_large_for_the_driver_is_refused_before_the_epoch(spark):
+    spec, eng = create_spec("tiny", input_size=32), get_engine("torch")
+    trainer = eng.trainer(eng.build(spec), spec, TrainConfig(epochs=1, batch_size=8))
+    try:
+        limit = {"1g": 1 << 30, "4g": 4 << 30}[spark.sparkContext.getConf().get("spark.driver.maxResultSize", "1g")]
+        trainer._check_result_size(limit // 4)  # fits, with Adam's moments
+        with pytest.raises(ValueError, match=r"exceeds spark.driver.maxResultSize .* start Spark with"):
+            trainer._check_result_size(limit)  # with Adam's moments it would not
+    finally:
+        trainer.close()
+    from cxrzoo import spark_conf
+
+    assert spark_conf(engine="torch")["spark.driver.maxResultSize"] == "4g"  # sessions cxrzoo starts for torch
+
+
+def test_spark4_runs_with_its_defaults(spark):
+    import pyspark
+
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        assert spark.conf.get("spark.sql.ansi.enabled") == "true"  # handled, not switched off
+    else:
+        assert spark.conf.get("spark.sql.ansi.enabled") == "false"

@@ -129,8 +129,10 @@ def read_scalars(logdir: str | Path, tag: str) -> list[tuple[int, float, float]]
         i = 0
         while i + 12 <= len(data):
             (n,) = struct.unpack("<Q", data[i: i + 8])
+            if i + 16 + n > len(data):  # cut short (a kill mid-write)
+                break
             rec = data[i + 12: i + 12 + n]
-            if len(rec) < n or struct.unpack("<I", data[i + 12 + n: i + 16 + n] or b"\0\0\0\0")[0] != _masked(rec):
+            if struct.unpack("<I", data[i + 12 + n: i + 16 + n])[0] != _masked(rec):
                 break
             i += 16 + n
             wall, step, found = 0.0, 0, []

@@ -120,16 +120,27 @@ class TorchEngine(Engine):
         return "bf16" if cpu_bf16() else "fp32"
 
     def layout(self, sc: Any) -> Layout:
-        """Processes and threads for the cluster as it is now."""
-        cores = int(sc.defaultParallelism)
+        """Processes and threads for the cluster as it is now (its task slots, not spark.default.parallelism)."""
         task_cpus = int(sc.getConf().get("spark.task.cpus", "1"))
+        jsc = sc._jsc.sc()
+        try:
+            slots = int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
+        except Exception:  # noqa: BLE001 - py4j: an older Spark without the method
+            slots = int(sc.defaultParallelism) // task_cpus
+        slots = max(1, slots)
+        if self.workers == "per_core":
+            return Layout(workers=slots, threads=task_cpus)
         if sc.master.startswith("local"):
-            executors = 1
-        else:
-            executors = max(1, sc._jsc.sc().getExecutorMemoryStatus().size() - 1)
-        if self.workers == "per_executor":
-            return Layout(workers=executors, threads=max(1, cores // executors))
-        return Layout(workers=max(1, cores // task_cpus), threads=task_cpus)
+            return Layout(workers=1, threads=slots * task_cpus)
+        cores = sc.getConf().get("spark.executor.cores")
+        if cores is None or int(cores) != task_cpus:
+            raise ValueError("torchWorkers='per_executor' on a cluster needs spark.task.cpus equal to "
+                             "spark.executor.cores (one task, one DDP process, per executor); use 'per_core'")
+        return Layout(workers=slots, threads=task_cpus)
+
+    def spark_settings(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
+        """The state of a ResNet-50 with Adam's moments (~300 MB) comes back to the driver every epoch."""
+        return {"spark.driver.maxResultSize": "4g"}
 
     def check_batch(self, sc: Any, batch_size: int) -> None:
         n = self.layout(sc).workers

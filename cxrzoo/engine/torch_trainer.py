@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -27,6 +28,18 @@ from cxrzoo.models.spec import NetSpec
 from cxrzoo.models.weights import load_safetensors, load_weights, save_safetensors, save_weights
 
 log = logging.getLogger(__name__)
+
+
+def _partition_keys(spark: Any, n: int) -> list[int]:
+    """For each partition ``p < n``, a long that ``repartition(n, col)`` (Murmur3 hash mod n) sends to ``p``."""
+    from pyspark.sql import functions as F
+
+    rows = (spark.range(0, 64 * n + 64).select("id", F.pmod(F.hash("id"), F.lit(n)).alias("p"))
+            .groupBy("p").agg(F.min("id").alias("id")).collect())
+    keys = {r.p: r.id for r in rows}
+    if len(keys) < n:
+        raise RuntimeError(f"no key found for some of {n} partitions")
+    return [keys[p] for p in range(n)]
 
 
 def _reason(e: BaseException) -> str:
@@ -64,17 +77,35 @@ class TorchTrainer(Trainer):
         self._lr = float(rate)
 
     def _spread(self, data: EpochData) -> Any:
-        """The rows dealt round-robin over exactly ``workers`` partitions (sizes differ by at most one), in
-        the frame's order; cached while the rows stay the same (augmentation differs per epoch, rows do not)."""
+        """The rows dealt round-robin over exactly ``workers`` partitions (sizes differ by at most one), each
+        partition in the frame's order; cached while the rows stay the same (augmentation differs per epoch,
+        rows do not).  Done in the JVM: the rows reach the Python workers only as the barrier stage's Arrow
+        batches."""
         if data.rows_key == self._frame_key and self._frame is not None:
             return self._frame
         self._drop_frame()
+        from pyspark.sql import functions as F
+
         n = self._layout.workers
-        dealt = (data.frame.rdd.zipWithIndex().map(lambda p: (p[1] % n, p[0]))
-                 .partitionBy(n, lambda k: k).values())
-        frame = data.frame.sparkSession.createDataFrame(dealt, data.frame.schema).persist()
-        self._frame, self._frame_key = frame, data.rows_key
-        return frame
+        frame = data.frame.withColumn("_cxr_pid", F.spark_partition_id()).withColumn(
+            "_cxr_pos", F.monotonically_increasing_id().bitwiseAND((1 << 33) - 1))  # row number in its partition
+        counts = {r[0]: r[1] for r in frame.groupBy("_cxr_pid").count().collect()}
+        total = sum(counts.values())
+        if total < n:
+            raise ValueError(f"{total} training rows for {n} torch workers: every worker needs at least one row")
+        offsets, acc = {}, 0
+        for pid in sorted(counts):
+            offsets[pid], acc = acc, acc + counts[pid]
+        offset = F.element_at(F.array(*[F.lit(offsets.get(p, 0)) for p in range(max(counts) + 1)]),
+                              F.col("_cxr_pid") + 1)
+        index = (offset + F.col("_cxr_pos")).alias("_cxr_index")
+        # a value per worker whose hash puts it in that worker's partition: repartition(n, col) then deals exactly
+        keys = _partition_keys(data.frame.sparkSession, n)
+        target = F.element_at(F.array(*[F.lit(k) for k in keys]), (F.col("_cxr_index") % n).cast("int") + 1)
+        dealt = (frame.select("*", index).withColumn("_cxr_target", target).repartition(n, "_cxr_target")
+                 .sortWithinPartitions("_cxr_index").drop("_cxr_pid", "_cxr_pos", "_cxr_index", "_cxr_target"))
+        self._frame, self._frame_key = dealt.persist(), data.rows_key
+        return self._frame
 
     def _drop_frame(self) -> None:
         if self._frame is not None:
@@ -94,8 +125,12 @@ class TorchTrainer(Trainer):
 
         import torch
 
+        if self.config.batch_size % self._layout.workers:
+            raise ValueError(f"batchSize {self.config.batch_size} does not split over the {self._layout.workers} "
+                             "torch workers the cluster has now; use a multiple of it")
         frame = self._spread(data)
         blob = self._blob or pack_state(torch, self.net, None)
+        self._check_result_size(len(blob))
         state = self._sc.broadcast(blob)
         job = self._job(data, epoch)
         t0 = time.perf_counter()
@@ -116,6 +151,15 @@ class TorchTrainer(Trainer):
         load_into(torch, self.net, None, self._blob)
         self.net.cxr_version = getattr(self.net, "cxr_version", 0) + 1  # predict() broadcasts the new weights
         return self._record(epoch, stats, seconds)
+
+    def _check_result_size(self, state_bytes: int) -> None:
+        """The state comes back through ``collect()``: refuse now, not after the epoch, if it cannot."""
+        limit = _bytes(self._sc.getConf().get("spark.driver.maxResultSize", "1g"))
+        need = int(state_bytes * 1.5) + (16 << 20)  # Adam's moments double the weights the first epoch
+        if limit and need > limit:
+            raise ValueError(f"the training state (~{need >> 20} MB with Adam's moments) exceeds "
+                             f"spark.driver.maxResultSize ({limit >> 20} MB); start Spark with "
+                             f"spark.driver.maxResultSize={max(2, (need >> 30) + 1)}g (or 0)")
 
     def _record(self, epoch: int, stats: list[dict], seconds: float) -> EpochStats:
         losses = np.mean([s["losses"] for s in stats], axis=0) if stats[0]["losses"] else np.zeros(0)
@@ -143,7 +187,8 @@ class TorchTrainer(Trainer):
                          {"format": "cxrzoo-torch-optim/1"})
         steps = sorted({int(np.asarray(d["step"]).reshape(-1)[0]) for d in slots.values() if "step" in d})
         (path / "optim.json").write_text(json.dumps({"engine": "torch", "optimizer": self.config.optimizer,
-                                                     "learning_rate": self._lr, "steps": steps}) + "\n")
+                                                     "learning_rate": self._lr, "steps": steps,
+                                                     "iterations": self._iterations}) + "\n")
 
     def load_state(self, path: Path) -> None:
         import torch
@@ -165,6 +210,7 @@ class TorchTrainer(Trainer):
         self._blob = pack_state(torch, self.net, None, slots=slots)
         self.net.cxr_version = getattr(self.net, "cxr_version", 0) + 1
         self._lr = meta["learning_rate"]
+        self._iterations = int(meta.get("iterations", self._iterations))  # summaries continue from there
 
     def recover(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
@@ -192,3 +238,11 @@ class TorchTrainer(Trainer):
         self._writer = self._val_writer = None
         if self._own_summary:
             shutil.rmtree(self._summary_dir, ignore_errors=True)
+
+
+def _bytes(text: str) -> int:
+    """A Spark size ('1g', '512m', '4096k', '0') in bytes."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kmgt]?)b?", text.strip().lower())
+    if m is None:
+        raise ValueError(f"not a Spark size: {text!r}")
+    return int(float(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2)])

@@ -118,12 +118,16 @@ def run_task(batches: Iterator[pa.RecordBatch], job: EpochJob, state: bytes) -> 
         mine = json.dumps({"rows": rows.num_rows, "port": _free_port() if rank == 0 else 0})
         everyone = [json.loads(m) for m in ctx.allGather(mine)]
         counts = [e["rows"] for e in everyone]
+        if job.batch_size % world:
+            raise ValueError(f"batch size {job.batch_size} does not split over {world} DDP workers")
         local_batch = job.batch_size // world
         steps = math.ceil(max(counts) / local_batch) if max(counts) else 0
         if min(counts) == 0 and steps:
             raise RuntimeError(f"barrier task {rank}: some partitions are empty ({counts} rows); the trainer must "
                                "spread the rows over every task")
         torch.set_num_threads(max(1, job.threads))
+        # dropout's masks: from (seed, epoch, rank), not from the reused worker's history (a retry redraws them)
+        torch.manual_seed(int(np.random.SeedSequence([job.seed, job.epoch, rank]).generate_state(1)[0]))
         if world > 1:
             dist.init_process_group("gloo", init_method=f"tcp://{host}:{everyone[0]['port']}", rank=rank,
                                     world_size=world, timeout=timedelta(minutes=30))
@@ -151,6 +155,10 @@ def _train(torch, dist, tn, load_into, pack_state, rows: pa.Table, job: EpochJob
     if job.channels_last:
         net = net.to(memory_format=torch.channels_last)
     net.train()
+    for name in frozen:  # a frozen batch norm keeps its statistics too (the usual fine-tuning convention)
+        m = net.layer(name)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
     model = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)  # buffers (BN statistics) follow rank 0
@@ -182,13 +190,14 @@ def _train(torch, dist, tn, load_into, pack_state, rows: pa.Table, job: EpochJob
         losses.append(float(loss.detach()))
         times.append(time.perf_counter() - t0)
     stats = json.dumps({"rank": rank, "losses": losses, "times": times, "rows": rows.num_rows}).encode()
-    yield pa.RecordBatch.from_pydict({"rank": [rank], "part": [-1], "payload": [stats]},
-                                     schema=pa.schema([("rank", pa.int32()), ("part", pa.int32()),
-                                                       ("payload", pa.binary())]))
-    if rank == 0:
+    yield _result(rank, -1, stats)
+    if rank == 0:  # one record batch per chunk: no Arrow array nears its 2 GiB limit
         blob = pack_state(torch, net, optim, {"epoch": job.epoch})
-        parts = [blob[i:i + CHUNK] for i in range(0, len(blob), CHUNK)] or [b""]
-        yield pa.RecordBatch.from_pydict({"rank": [0] * len(parts), "part": list(range(len(parts))),
-                                          "payload": parts},
-                                         schema=pa.schema([("rank", pa.int32()), ("part", pa.int32()),
-                                                           ("payload", pa.binary())]))
+        for i, start in enumerate(range(0, max(1, len(blob)), CHUNK)):
+            yield _result(0, i, blob[start:start + CHUNK])
+
+
+def _result(rank: int, part: int, payload: bytes) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict({"rank": [rank], "part": [part], "payload": [payload]},
+                                      schema=pa.schema([("rank", pa.int32()), ("part", pa.int32()),
+                                                        ("payload", pa.binary())]))
