@@ -15,6 +15,7 @@ import numpy as np
 from cxrzoo.engine.base import TrainConfig, get_engine
 from cxrzoo.models import create_spec
 from cxrzoo.session import get_spark
+from cxrzoo.train.feed import features_data
 
 SIZES = {"inception_v3": 139, "mobilenet_v2": 96}  # 32² for the others (MobileNetV2's BN needs > 1×1 maps)
 
@@ -29,7 +30,9 @@ def main() -> None:
         rng = np.random.default_rng(1)
         x = rng.normal(0, 1, (8, 3, size, size)).astype(np.float32)
         y = (rng.random((8, 14)) < 0.3).astype(np.float32)
-        data = spark.sparkContext.parallelize(list(zip(x, y)), 2)
+        data = features_data(spark.createDataFrame([(x[i].ravel().tolist(), y[i].tolist()) for i in range(8)],
+                                                   "features array<float>, labels array<float>"),
+                             "features", "labels", size)
         trainer = engine.trainer(net, spec, TrainConfig(epochs=3, batch_size=8, learning_rate=1e-4))
         losses = [trainer.train_epoch(data, e).loss for e in range(3)]
         trainer.close()
