@@ -16,7 +16,7 @@ import logging
 import cv2
 import numpy as np
 
-from _common import bench_args, cpu_name, median_seconds
+from _common import bench_args, cpu_name, emit, median_seconds
 
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain, row_params
 
@@ -77,7 +77,7 @@ def main() -> None:
     if res["bigdl_jvm_chain"]:
         log.info("%-32s %10.0f   (cxrzoo %.1fx)", "BigDL JVM chain (local[1])", res["bigdl_jvm_chain"],
                  res["speedup_vs_bigdl_jvm"])
-    print(json.dumps(res))  # noqa: T201
+    emit(json.dumps(res))  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _common import bench_args, cpu_name, median_seconds
+from _common import bench_args, cpu_name, emit, median_seconds
 
 log = logging.getLogger("bench_decode")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-sample"
@@ -91,7 +91,7 @@ def main() -> None:
                       ("seed_nnimagereader", "BigDL NNImageReader")]:
         if res[key] is not None:
             log.info("%-28s %10.1f %7.2fx", name, res[key], res[key] / res["cv2"])
-    print(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items()}))  # noqa: T201
+    emit(json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items()}))  # noqa: T201
 
 
 if __name__ == "__main__":

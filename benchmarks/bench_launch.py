@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from _common import bench_args, cpu_name
+from _common import bench_args, cpu_name, emit
 
 log = logging.getLogger("bench_launch")
 
@@ -91,7 +91,7 @@ def main() -> None:
     log.info("DDP launch (2 gloo processes, local[2]; %s): median of %d", cpu_name(), args.repeats)
     for k, v in med.items():
         log.info("  %-18s %7.2f s", k, v)
-    print(json.dumps({"benchmark": "launch", "cpu": cpu_name(), "seconds": {k: round(v, 3) for k, v in med.items()},  # noqa: T201
+    emit(json.dumps({"benchmark": "launch", "cpu": cpu_name(), "seconds": {k: round(v, 3) for k, v in med.items()},  # noqa: T201
                       "rounds": {k: [round(x, 3) for x in v] for k, v in times.items()},
                       "distributor_vs_own": round(med["torch_distributor"] / med["cxrzoo_barrier"], 2)}))
 

@@ -5,7 +5,9 @@ at 256², splits patient-wise (NIH-style test list from the generator; validatio
 patients), trains the recipe (warmup + plateau, CheXNet class weights, validation AUC every epoch) and
 evaluates on the test split with 95 % bootstrap CIs, then exports the model to OpenVINO in BF16 (where the
 CPU has it) and INT8 (NNCF, 300 calibration images from the training split), each checked against FP32 on
-the test split.  Prints the tables, the learning curve's path and the time of every stage, then one JSON line.
+the test split; measures the heatmaps' localisation against synth's boxes (IoBB, pointing game, image-centre
+baseline) and writes the HTML report.  Prints the tables, the learning curve's path and the time of every
+stage, then one JSON line.
 
     python bench_recipe.py                      # tiny CNN, the 2-core default (BigDL)
     python bench_recipe.py --engine torch       # the same on the torch engine (bf16 where the CPU has it)
@@ -20,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import bench_args, cpu_name
+from _common import bench_args, cpu_name, emit
 
 log = logging.getLogger("bench_recipe")
 
@@ -127,6 +129,16 @@ def main() -> None:
     times["evaluate"] = time.perf_counter() - t
     checks = _precision_checks(root, [p for p in args.precisions.split(",") if p])
     times["export"] = sum(c["seconds"] for c in checks.values())
+    t = time.perf_counter()
+    ir = jobs.export(str(root / "model"), str(root / "ir"), metrics={"test": rep.as_dict()})
+    loc = jobs.localize(spark, str(ir), str(root / "test.parquet"), str(ds.bbox_csv), image_side=1024)
+    times["localize"] = time.perf_counter() - t
+    t = time.perf_counter()
+    from cxrzoo.report import write_report
+
+    report = write_report(spark, str(root / "model"), str(root / "test.parquet"), str(root / "report.html"),
+                          boxes=str(ds.bbox_csv), image_side=1024)
+    times["report"] = time.perf_counter() - t
 
     log.info("cxrzoo recipe on %d synthetic images (%s), %s, 2 cores of %s", args.n, counts, args.model, cpu_name())
     log.info("%s", rep.table())
@@ -135,10 +147,16 @@ def main() -> None:
                  h["val_loss"], h["val_mean_auc"], h["learning_rate"], h["images_per_s"])
     log.info("learning curve: %s", root / "model" / "learning_curve.png")
     _log_precisions(checks)
+    from cxrzoo.localize import localization_table
+
+    log.info("localisation on the test split (heatmap vs synth's boxes):\n%s", localization_table(loc))
+    beaten = [k for k, v in loc.items() if v["pointing"] > v["centre_baseline"]]
+    log.info("pointing game beats the image-centre baseline on %d of %d labels with boxes", len(beaten), len(loc))
+    log.info("report: %s", report)
     log.info("time: %s", ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()))
-    print(json.dumps({"bench": "recipe", "engine": args.engine, "n": args.n, "split": counts,  # noqa: T201
+    emit(json.dumps({"bench": "recipe", "engine": args.engine, "n": args.n, "split": counts,  # noqa: T201
                       "model": args.model, "epochs": args.epochs, "test": rep.as_dict(), "history": model.history,
-                      "precision_checks": checks, "seconds": times, "cpu": cpu_name()}))
+                      "precision_checks": checks, "localization": loc, "seconds": times, "cpu": cpu_name()}))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import bench_args, cpu_name, median_seconds
+from _common import bench_args, cpu_name, emit, median_seconds
 
 log = logging.getLogger("bench_score")
 CALIBRATION = 192  # INT8 calibration images
@@ -42,6 +42,8 @@ def _options(ap) -> None:
                     "per job, ~0.3 s, is then a few per cent)")
     ap.add_argument("--batch", type=int, default=16, help="images per infer request / predict batch")
     ap.add_argument("--model", default="resnet50", help="registry backbone (default: resnet50)")
+    ap.add_argument("--heatmaps-only", action="store_true", help="only the cost of the heatmaps output (FP32, raw "
+                    "and through Spark, alternating with and without)")
 
 
 def _model_dir(root: Path, name: str, spark) -> tuple[Path, object, object, object]:
@@ -98,8 +100,49 @@ def _torch_rate(spec, weights: dict, x: np.ndarray, batch: int, repeats: int) ->
     return len(x) / median_seconds(run, repeats)
 
 
+def _heatmap_cost(spark, ir: Path, gray: np.ndarray, chunks: list, images: Path, root: Path, args) -> dict:
+    """images/s of FP32 scoring without and with the heatmaps output, raw and through Spark: alternating
+    rounds after a warm-up of each, medians; and the cost = 1 − with / without."""
+    import statistics
+
+    from cxrzoo import jobs
+    from cxrzoo.score import load_scorer
+
+    scorers = {False: load_scorer(ir), True: load_scorer(ir, heatmaps=True)}
+
+    def raw(h: bool) -> float:
+        t0 = time.perf_counter()
+        if h:
+            for _ in scorers[h].infer_groups([(None, iter(chunks))]):
+                pass
+        else:
+            scorers[h].infer_stream(iter(chunks))
+        return len(gray) / (time.perf_counter() - t0)
+
+    def e2e(h: bool) -> float:
+        t0 = time.perf_counter()
+        jobs.score(spark, str(ir), str(root / f"scores-heat-{h}.parquet"), images=str(images), batch_size=args.batch,
+                   heatmaps=h)
+        return args.n / (time.perf_counter() - t0)
+
+    out = {}
+    for name, fn in (("raw", raw), ("e2e", e2e)):
+        fn(False), fn(True)  # warm-up
+        runs: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(args.repeats):
+            for h in ((False, True) if r % 2 == 0 else (True, False)):
+                runs[h].append(fn(h))
+        plain, heat = statistics.median(runs[False]), statistics.median(runs[True])
+        out[name] = {"without": plain, "with": heat, "cost": 1 - heat / plain}
+        log.info("%s FP32: %.1f images/s without heatmaps, %.1f with: %.1f%% slower (target <= 15%%)", name, plain,
+                 heat, 100 * out[name]["cost"])
+    return out
+
+
 def main() -> None:
     args = bench_args(__doc__, repeats=3, add=_options)
+    if args.heatmaps_only:
+        return _heatmaps_only(args)
     from cxrzoo import jobs
     from cxrzoo.export import cpu_supports_bf16, export_openvino
     from cxrzoo.ingest import read_images
@@ -136,6 +179,7 @@ def main() -> None:
         rate = _torch_rate(spec, weights, x, args.batch, args.repeats)
         if rate is not None:
             raw["pytorch_eager"] = rate
+        heat_cost = _heatmap_cost(spark, irs["fp32"], gray, chunks, ds.images, root, args)
         e2e = {}
         for prec, ir in irs.items():
             out = str(root / f"scores-{prec}.parquet")
@@ -152,7 +196,58 @@ def main() -> None:
             e2e["bigdl_predict"] = None
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    _report(args, raw, e2e, decode_ms)
+    _report(args, raw, e2e, decode_ms, heat_cost)
+
+
+def _heatmaps_only(args) -> None:
+    from cxrzoo.export import export_openvino
+    from cxrzoo.ingest import read_images
+    from cxrzoo.session import get_spark
+    from cxrzoo.synth import write_dataset
+
+    root = Path(tempfile.mkdtemp(prefix="cxrzoo-bench-heat-"))
+    try:
+        spark = get_spark(master="local[2]", driver_memory="8g")
+        ds = write_dataset(root / "data", n=args.n, size=1024, seed=0, workers=2)
+        model_dir = _plain_model_dir(root, args.model)
+        ir = export_openvino(model_dir, root / "ir-fp32")
+        gray = np.stack([np.frombuffer(r.image, np.uint8).reshape(256, 256)
+                         for r in read_images(spark, str(ds.images), size=256).orderBy("image_index").collect()])
+        chunks = [gray[i:i + args.batch] for i in range(0, len(gray), args.batch)]
+        cost = _heatmap_cost(spark, ir, gray, chunks, ds.images, root, args)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    emit(json.dumps({"benchmark": "score_heatmaps", "model": args.model, "n": args.n, "batch": args.batch,  # noqa: T201
+                      "cpu": cpu_name(), "heatmaps": cost, "time": time.strftime("%Y-%m-%d %H:%M")}))
+
+
+def _plain_model_dir(root: Path, name: str) -> Path:
+    """A model directory of seeded random weights (engine-neutral; no training engine needed)."""
+    from cxrzoo.labels import LABELS
+    from cxrzoo.models import create_spec
+    from cxrzoo.models.modeldir import CARD, WEIGHTS
+    from cxrzoo.models.spec import param_shapes
+    from cxrzoo.models.weights import save_weights
+
+    spec = create_spec(name, input_size=224)
+    rng = np.random.default_rng(0)
+    weights = {}
+    for node, kinds in param_shapes(spec).items():
+        weights[node] = {}
+        for kind, shape in kinds.items():
+            if kind == "running_var":
+                weights[node][kind] = np.ones(shape, np.float32)
+            elif kind in ("bias", "running_mean"):
+                weights[node][kind] = np.zeros(shape, np.float32)
+            else:
+                fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+                weights[node][kind] = (rng.standard_normal(shape) * np.sqrt(2 / fan_in)).astype(np.float32)
+    d = root / "model"
+    d.mkdir()
+    save_weights(d / WEIGHTS, weights)
+    (d / CARD).write_text(json.dumps({"model": name, "input_size": 224, "labels": list(LABELS), "engine": "none",
+                                      "image_size": 256, "normalization": "imagenet", "dropout": 0.0}))
+    return d
 
 
 def _decode_ms(images: Path, size: int, repeats: int, n: int = 64) -> float:
@@ -188,7 +283,7 @@ def _bigdl_e2e(spark, images, prep, net, spec, batch: int, root: Path, n: int) -
     write_parquet_atomic(scored.select("image_index", "p"), str(root / "scores-bigdl.parquet"))
 
 
-def _report(args, raw: dict, e2e: dict, decode_ms: float) -> None:
+def _report(args, raw: dict, e2e: dict, decode_ms: float, heat_cost: dict) -> None:
     base = raw["bigdl_predict"]
     log.info("Scoring %s, %d synthetic 1024² PNGs → 256² gray, batch %d, 2 cores of %s", args.model, args.n,
              args.batch, cpu_name())
@@ -216,8 +311,9 @@ def _report(args, raw: dict, e2e: dict, decode_ms: float) -> None:
              "%s BigDL's own Spark path (target ≥ 5×)", 100 * summary["int8_e2e_over_raw"],
              summary["int8_e2e_over_bigdl_raw"],
              f"{summary['int8_e2e_over_bigdl_e2e']:.1f}×" if summary["int8_e2e_over_bigdl_e2e"] else "n/a vs")
-    print(json.dumps({"benchmark": "score", "model": args.model, "n": args.n, "batch": args.batch,  # noqa: T201
+    emit(json.dumps({"benchmark": "score", "model": args.model, "n": args.n, "batch": args.batch,  # noqa: T201
                       "cpu": cpu_name(), "raw_images_per_s": raw, "e2e_images_per_s": e2e, **summary,
+                      "heatmaps": heat_cost,
                       "time": time.strftime("%Y-%m-%d %H:%M")}))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import bench_args, cpu_name, median_seconds
+from _common import bench_args, cpu_name, emit, median_seconds
 
 log = logging.getLogger("bench_spark")
 
@@ -126,7 +126,7 @@ def main() -> None:
              100 * floor / (raw_aug * cores))
     log.info("%-46s %10.0f %12.0f %6.0f%%", "  CXRPreprocessor / transport floor", spark_aug, floor,
              100 * res["augment_share_of_floor"])
-    print(json.dumps(res))  # noqa: T201
+    emit(json.dumps(res))  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 import statistics
 
 import cv2
-from _common import bench_args, cpu_name, median_seconds
+from _common import bench_args, cpu_name, emit, median_seconds
 
 from cxrzoo.synth.cohort import sample_cohort
 from cxrzoo.synth.phantom import render
@@ -54,7 +54,7 @@ def main() -> None:
     log.info("%-34s %10.1f", "render only", render_only)
     log.info("%-34s %10.1f   (%d KB/file)", "render + cxrzoo PNG writer", ours, res["png_kb_ours"])
     log.info("%-34s %10.1f   (%d KB/file)", "render + cv2.imencode (baseline)", opencv, res["png_kb_cv2"])
-    print(json.dumps(res))  # noqa: T201 - the benchmark's one JSON line
+    emit(json.dumps(res))  # noqa: T201 - the benchmark's one JSON line
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import bench_args, cpu_name
+from _common import bench_args, cpu_name, emit
 
 log = logging.getLogger("bench_train")
 CONTENDERS = {  # name → (engine, options)
@@ -88,14 +88,14 @@ def worker(contender: str, models: list[str], batches: list[int], iterations: in
                 df.unpersist()
             it = stats.iteration_images_per_s
             inside = sum(batch / r for r in it) if it else None
-            print(json.dumps({"contender": contender, "model": name, "batch": batch,  # noqa: T201
+            emit(json.dumps({"contender": contender, "model": name, "batch": batch,  # noqa: T201
                               "wall_images_per_s": stats.images / wall, "images": stats.images,
                               "self_reported_images_per_s": float(np.median(it)) if it else None,
                               "outside_iterations_s": wall - inside if inside else None}), flush=True)
 
 
 def _run(contender: str, model: str, args) -> list[dict]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYSPARK_SUBMIT_ARGS", "CXRZOO_CONSOLE_LOG")}
     try:
         run = subprocess.run([sys.executable, __file__, "--worker", contender, "--models", model, "--batches",
                               args.batches, "--iterations", str(args.iterations)], capture_output=True, text=True,
@@ -136,7 +136,7 @@ def main() -> None:
                     log.info("round %d: %s", r, json.dumps(x))
                 rows += got
     summary = _summarise(rows, models, batches, contenders, args.repeats)
-    print(json.dumps({"benchmark": "train", "cpu": cpu_name(), "cores": 2, "timing": "wall clock around "  # noqa: T201
+    emit(json.dumps({"benchmark": "train", "cpu": cpu_name(), "cores": 2, "timing": "wall clock around "  # noqa: T201
                       "train_epoch, after a warm-up epoch on the same rows", "iterations": args.iterations,
                       "results": summary}))
 

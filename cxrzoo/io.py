@@ -35,7 +35,7 @@ def write_parquet_atomic(df: DataFrame, out: str, files: Mapping[str, str] | Non
             write_text(f"{tmp.rstrip('/')}/{name}", text, spark)
 
     replace(out, write, spark)
-    log.info("wrote %s", out)
+    log.debug("wrote %s", out)
     return out
 
 

@@ -80,7 +80,7 @@ def read_labels_csv(path: str | Path) -> pd.DataFrame:
     dup = out["image_index"].duplicated()
     if dup.any():
         raise LabelFileError(f"{path}: image(s) listed twice, e.g. {out['image_index'][dup].iloc[0]!r}")
-    log.info("read %d label rows for %d patients from %s", len(out), out["patient_id"].nunique(), path)
+    log.debug("read %d label rows for %d patients from %s", len(out), out["patient_id"].nunique(), path)
     return out
 
 

@@ -211,7 +211,7 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
     df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels)
     ordered = ["image_index", "patient_id", "labels", "image", "error"] + [
         c for c in df.columns if c not in ("image_index", "patient_id", "labels", "image", "error")]
-    log.info("ingest: %d images matched to labels (size %d)", report.matched, size)
+    log.debug("ingest: %d images matched to labels (size %d)", report.matched, size)
     return df.select(*ordered), report
 
 

@@ -56,5 +56,5 @@ def class_weights(df: DataFrame, label_col: str, num_classes: int, weighting: st
         return None
     pos, n = label_counts(df, label_col, num_classes)
     w_pos, w_neg = chexnet_weights(pos, n)
-    log.info("CheXNet class weights from %d images: w+ %s", n, np.round(w_pos, 3).tolist())
+    log.debug("CheXNet class weights from %d images: w+ %s", n, np.round(w_pos, 3).tolist())
     return tuple(w_pos.tolist()), tuple(w_neg.tolist())

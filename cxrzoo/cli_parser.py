@@ -1,0 +1,209 @@
+"""The ``cxrzoo`` argument parser: every command and its options (the README's CLI reference comes from it)."""
+from __future__ import annotations
+
+import argparse
+
+BENCHMARKS = ("synth", "decode", "augment", "spark", "train", "launch", "score", "recipe")
+
+
+def _add_train(sub) -> None:
+    from cxrzoo.models import list_models
+
+    p = sub.add_parser("train", help="train a model on ingested Parquet (rerun after a kill resumes)",
+                       description="Distributed synchronous SGD over the Spark cluster, augmenting "
+                       "afresh every epoch. The seed's recipe: --backbone resnet50 --batch-size 1024 --epochs 15 "
+                       "--lr 1e-4 --schedule plateau --warmup-epochs 5. CheXNet's: --backbone densenet121 --lr 1e-3 "
+                       "--schedule plateau --plateau-monitor val_loss --class-weights chexnet --validation VAL.")
+    p.add_argument("--data", required=True, help="ingested Parquet (training split)")
+    p.add_argument("--out", required=True, help="model directory to write (atomically)")
+    p.add_argument("--validation", default=None,
+                   help="ingested Parquet scored after every epoch (validation AUC and loss); other patients only")
+    p.add_argument("--model", "--backbone", dest="model", default="tiny", choices=list_models(),
+                   help="network from the registry (default: tiny)")
+    p.add_argument("--pretrained", default=None,
+                   help="torchvision-layout ImageNet checkpoint (.pth/.safetensors) to fine-tune from")
+    p.add_argument("--freeze-epochs", type=int, default=0,
+                   help="epochs during which only the new head trains (default: 0)")
+    p.add_argument("--freeze-up-to", default=None,
+                   help="with --freeze-epochs: freeze from the input up to this layer (default: the whole backbone)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="global batch size, a multiple of the total executor cores (default: 32)")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="optimizer (default: adam)")
+    p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default: 0.9)")
+    p.add_argument("--no-nesterov", action="store_true", help="sgd without Nesterov momentum")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="base (peak) learning rate, reached after the warmup (default: 1e-3)")
+    p.add_argument("--schedule", default="constant", choices=["constant", "plateau", "cosine"],
+                   help="learning rate after the warmup: constant, reduce on plateau, or cosine decay to "
+                        "--min-lr by the last epoch (default: constant)")
+    p.add_argument("--warmup-epochs", type=int, default=0,
+                   help="epochs of linear warmup from --warmup-start-lr to --lr (default: 0; the seed: 5)")
+    p.add_argument("--warmup-start-lr", type=float, default=1e-7, help="first warmup epoch's rate (default: 1e-7)")
+    p.add_argument("--plateau-monitor", default="loss", choices=["loss", "val_loss"],
+                   help="plateau watches the training loss or the validation loss (needs --validation) "
+                        "(default: loss)")
+    p.add_argument("--plateau-factor", type=float, default=0.1, help="plateau's rate multiplier (default: 0.1)")
+    p.add_argument("--plateau-patience", type=int, default=1,
+                   help="epochs without improvement before the plateau reduces the rate (default: 1)")
+    p.add_argument("--plateau-epsilon", type=float, default=0.01,
+                   help="smallest loss decrease that counts as improvement (default: 0.01)")
+    p.add_argument("--min-lr", type=float, default=1e-15, help="floor of plateau / end of cosine (default: 1e-15)")
+    p.add_argument("--class-weights", default="none", choices=["none", "chexnet"],
+                   help="chexnet: weight each class's positives by N/(P+N) and negatives by P/(P+N) (default: none)")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier (default: 0.2)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 on the classifier's weight and bias (default: 0)")
+    _add_engine(p)
+    p.add_argument("--normalization", default=None, choices=["caffe", "imagenet"],
+                   help="channel normalization (default: the model's: imagenet for the torchvision backbones, "
+                        "caffe - the seed's mean subtraction - for tiny)")
+    p.add_argument("--crop", type=int, default=224, help="center/random crop fed to the network (default: 224)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="checkpoints (weights, optimizer state, schedule, epoch); rerunning the same command "
+                        "resumes from the newest (default: OUT.ckpt, removed after the model is saved)")
+    p.add_argument("--checkpoint-interval", type=int, default=1, help="epochs between checkpoints (default: 1)")
+    p.add_argument("--summary-dir", default=None,
+                   help="Train/Validation summaries; view with `tensorboard --logdir DIR` (default: none)")
+    p.add_argument("--keep-last", action="store_true",
+                   help="keep the last epoch's weights (default: with --validation, the epoch of the best validation "
+                        "mean AUC)")
+    p.add_argument("--threshold-method", default="youden", choices=["youden", "sensitivity"],
+                   help="per-label operating threshold chosen on --validation: youden (max sensitivity + "
+                        "specificity - 1) or sensitivity (reach --target-sensitivity) (default: youden)")
+    p.add_argument("--target-sensitivity", type=float, default=0.9,
+                   help="with --threshold-method sensitivity (default: 0.9)")
+    p.add_argument("--allow-patient-overlap", action="store_true",
+                   help="accept a --validation set sharing patients with --data (inflates AUC)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    _add_master(p)
+
+
+def _add_engine(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    from cxrzoo.engine.base import engine_names
+
+    p.add_argument("--engine", default=default, choices=engine_names() + ["auto"],
+                   help="training engine; auto: bigdl where it is installed, else torch "
+                        f"(default: {default or 'none'})")
+    p.add_argument("--bigdl-engine-type", default="mkldnn", choices=["mkldnn", "mklblas"],
+                   help="BigDL's compute engine, a JVM-wide setting (default: mkldnn, on which every backbone "
+                        "trains; mklblas exhausts the heap on ResNet-50 and DenseNet-121)")
+    p.add_argument("--precision", dest="train_precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="torch engine: bf16 autocast or fp32; auto: bf16 where the CPU has AMX or AVX512_BF16")
+    p.add_argument("--torch-compile", action="store_true", help="torch engine: torch.compile the network")
+    p.add_argument("--torch-workers", default="per_core", choices=["per_core", "per_executor"],
+                   help="torch engine: one DDP process per executor core (default) or per executor")
+
+
+def _add_master(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--master", default=None, help="Spark master URL (default: $CXRZOO_MASTER or local[*])")
+    p.add_argument("--driver-memory", default="10g", help="driver JVM heap (default: 10g)")
+    p.add_argument("--executor-cores", type=int, default=None,
+                   help="cores per executor on a cluster master (default: what the cluster grants)")
+    p.add_argument("--num-executors", type=int, default=None, help="executors on a cluster master")
+    p.add_argument("--executor-memory", default=None, help="executor heap on a cluster master (e.g. 2g)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the README's CLI reference and tests)."""
+    ap = argparse.ArgumentParser(prog="cxrzoo", description="Spark-native chest X-ray model zoo.")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr, only warnings and errors "
+                    "(results are still printed)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the JVM's, BigDL's and the libraries' "
+                    "output on the terminal instead of the log file")
+    ap.add_argument("--log-file", default=None, help="the log file (default: OUT/cxrzoo-demo.log for the demo, "
+                    "else a new file under $CXRZOO_LOG_DIR or /tmp/cxrzoo-logs)")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write a synthetic NIH-format dataset")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--n", type=int, default=500, help="number of images (default: 500)")
+    p.add_argument("--size", type=int, default=1024, help="image side in pixels (default: 1024)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+
+    p = sub.add_parser("ingest", help="decode + label images into Parquet")
+    p.add_argument("--images", required=True, help="directory of PNG/JPEG files (searched recursively)")
+    p.add_argument("--labels", required=True, help="NIH Data_Entry_2017*.csv[.gz]")
+    p.add_argument("--out", required=True, help="output Parquet directory (replaced atomically)")
+    p.add_argument("--size", type=int, default=256, help="side of the gray images stored (default: 256)")
+    p.add_argument("--split", default=None, help="NIH split list (train_val_list.txt / test_list.txt)")
+    _add_master(p)
+
+    _add_train(sub)
+
+    p = sub.add_parser("evaluate", help="per-disease AUC of a model on ingested Parquet")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--data", required=True, help="ingested Parquet (e.g. the test split)")
+    p.add_argument("--json", action="store_true", help="print only a JSON object on stdout")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="bootstrap resamples for the 95%% confidence intervals; 0 for none (default: 1000)")
+    _add_master(p)
+
+    p = sub.add_parser("export", help="export a model directory to OpenVINO IR (fp32, bf16 or int8)")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--out", required=True, help="IR directory to write (atomically)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                   help="fp32; bf16 (OpenVINO's BF16 hint, where the CPU has it natively); int8 (NNCF post-training "
+                        "quantization); bf16/int8 are refused if the mean AUC drops > 0.005 vs fp32 (default: fp32)")
+    p.add_argument("--calibration", default=None,
+                   help="ingested Parquet of training images; 300 are drawn to calibrate int8")
+    p.add_argument("--check", default=None,
+                   help="ingested Parquet of labelled images (e.g. the test split) on which bf16/int8 AUC is "
+                        "compared with fp32 (default: --calibration)")
+
+    p = sub.add_parser("score", help="score images with an exported IR inside Spark")
+    p.add_argument("--model", required=True, help="IR directory written by `cxrzoo export`")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="directory of PNG/JPEG files")
+    src.add_argument("--data", help="ingested Parquet")
+    p.add_argument("--out", required=True,
+                   help="output Parquet: image_index, 14 probabilities, findings, error (replaced atomically)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per OpenVINO infer request (default: 16)")
+    p.add_argument("--heatmaps", action="store_true",
+                   help="add a heatmaps column: per label, the class activation map (float16, shape in the IR card)")
+    p.add_argument("--precision-hint", default=None, choices=["f32", "bf16"],
+                   help="override the inference precision hint the export recorded")
+    _add_master(p)
+
+    p = sub.add_parser("predict", help="score image files with an exported IR, without Spark (OpenVINO only)")
+    p.add_argument("images", nargs="+", help="PNG/JPEG files")
+    p.add_argument("--model", default="demo-out/ir", help="IR directory (default: demo-out/ir, from `make demo`)")
+    p.add_argument("--heatmaps", default=None, metavar="OUT_DIR",
+                   help="write a heatmap overlay PNG per finding (or for the most probable label) to OUT_DIR")
+
+    p = sub.add_parser("spark-conf", help="print the Spark settings cxrzoo needs, as spark-submit flags",
+                       description="The settings to start a SparkSession (spark-submit, pyspark, a notebook) "
+                       "with, so that `import cxrzoo` can run on it; cxrzoo.spark_conf() returns them as a dict.")
+    _add_engine(p, default=None)
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of flags")
+    _add_master(p)
+
+    p = sub.add_parser("bench", help="run a benchmark from benchmarks/ (a table, then one JSON line)")
+    p.add_argument("which", choices=BENCHMARKS, help="which benchmark (bench_<which>.py)")
+    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options passed to the benchmark script")
+
+    p = sub.add_parser("report", help="one self-contained HTML report of a model on ingested Parquet")
+    p.add_argument("--model", required=True, help="model directory (written by `cxrzoo train`)")
+    p.add_argument("--data", required=True, help="ingested Parquet with labels (e.g. the test split)")
+    p.add_argument("--out", required=True, help="HTML file to write (atomically)")
+    p.add_argument("--boxes", default=None, help="NIH-layout BBox_List_2017.csv for the localisation table")
+    p.add_argument("--image-side", type=int, default=1024,
+                   help="side in pixels of the images the boxes were drawn on (default: 1024, as NIH's)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the AUC CIs (default: 1000)")
+    _add_master(p)
+
+    p = sub.add_parser("demo", help="the main job: synth → ingest → train → evaluate → export → score")
+    p.add_argument("--out", default="demo-out", help="working directory (default: demo-out)")
+    p.add_argument("--n", type=int, default=1500, help="synthetic images (default: 1500)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, the split and the training (default: 0)")
+    from cxrzoo.engine.base import engine_names
+
+    p.add_argument("--engine", default="auto", choices=engine_names() + ["auto"],
+                   help="training engine; auto: a reproducible one where installed (default: auto)")
+    _add_master(p)
+    return ap
+
+
