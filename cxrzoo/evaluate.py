@@ -23,6 +23,7 @@ class AucReport:
     positives: dict[str, int]
     n: int
     ci95: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    min_positives: int = 10  # the headline counts only labels with at least this many positives
 
     @property
     def mean_auc(self) -> float | None:
@@ -30,9 +31,27 @@ class AucReport:
         vals = [v for v in self.auc.values() if v is not None]
         return sum(vals) / len(vals) if vals else None
 
+    @property
+    def measured(self) -> list[str]:
+        """Labels with at least ``min_positives`` positives and a defined AUC."""
+        return [k for k, v in self.auc.items() if v is not None and self.positives[k] >= self.min_positives]
+
+    @property
+    def too_few(self) -> dict[str, int]:
+        """Labels with fewer than ``min_positives`` positives (or no negatives), with their positive counts."""
+        return {k: self.positives[k] for k in self.auc if k not in self.measured}
+
+    @property
+    def headline_auc(self) -> float | None:
+        """Mean AUC over :attr:`measured` (None when no label has enough positives)."""
+        vals = [self.auc[k] for k in self.measured]
+        return sum(vals) / len(vals) if vals else None
+
     def as_dict(self) -> dict:
-        """``{"auc": {...}, "mean_auc": ..., "positives": {...}, "n": ...}``."""
-        d = {"auc": dict(self.auc), "mean_auc": self.mean_auc, "positives": dict(self.positives), "n": self.n}
+        """``{"auc": {...}, "mean_auc": ..., "headline": {...}, "positives": {...}, "n": ...}``."""
+        d = {"auc": dict(self.auc), "mean_auc": self.mean_auc, "positives": dict(self.positives), "n": self.n,
+             "headline": {"mean_auc": self.headline_auc, "min_positives": self.min_positives,
+                          "labels": self.measured, "too_few": self.too_few}}
         if self.ci95:
             d["ci95"] = {k: (list(v) if v else None) for k, v in self.ci95.items()}
         return d
@@ -54,6 +73,12 @@ class AucReport:
         m = self.mean_auc
         lines.append(f"{'mean':<20}{self.n:>10}{(f'{m:9.4f}' if m is not None else '      n/a')}{ci('mean_auc')}"
                      f"{CHEXNET_MEAN:10.4f}")
+        h = self.headline_auc
+        lines.append(f"mean over the {len(self.measured)} labels with >= {self.min_positives} positives: "
+                     + (f"{h:.4f}" if h is not None else "n/a"))
+        if self.too_few:
+            lines.append(f"too few positives to measure (< {self.min_positives}): "
+                         + ", ".join(f"{k} ({v})" for k, v in self.too_few.items()))
         lines.append(f"* published figures on other data and splits, for reference only: CheXNet (DenseNet-121, NIH "
                      f"official patient-wise test split) mean {CHEXNET_MEAN}; the seed (Analytics Zoo ResNet-50, "
                      f"random image-wise validation split) mean {SEED_MEAN}.")
@@ -75,7 +100,8 @@ def scored_arrays(df: DataFrame, label_col: str, prob_col: str, width: int) -> t
 
 
 def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "probabilities",
-                 labels: tuple[str, ...] = LABELS, bootstrap: int = 0, seed: int = 0) -> AucReport:
+                 labels: tuple[str, ...] = LABELS, bootstrap: int = 0, seed: int = 0,
+                 min_positives: int = 10) -> AucReport:
     """Compute AUC-ROC per label.
 
     Parameters
@@ -85,6 +111,8 @@ def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "prob
         rows whose probabilities are null (undecodable images) are left out.
     bootstrap : int
         Resamples for 95 % percentile confidence intervals (0: none).
+    min_positives : int
+        The report's headline mean counts only labels with at least this many positives.
 
     Notes
     -----
@@ -96,7 +124,7 @@ def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "prob
     pos = {name: int(y[:, i].sum()) for i, name in enumerate(labels)}
     auc = auc_table(y, p, labels)["auc"]
     ci = bootstrap_ci(y, p, labels, n_boot=bootstrap, seed=seed) if bootstrap > 0 and n > 0 else {}
-    return AucReport(auc, pos, n, ci)
+    return AucReport(auc, pos, n, ci, min_positives)
 
 
 def bce_loss(df: DataFrame, label_col: str = "labels", prob_col: str = "probabilities") -> float | None:

@@ -169,6 +169,7 @@ class Engine(ABC):
     name: str
     artifact_name: str  # the file or directory of the engine's own format inside a model directory
     user_env: tuple[str, ...] = ()  # of process_env(), the variables a user's own value overrides
+    reproducible: bool = False  # the same seed, data and cluster layout train the same weights
 
     @classmethod
     def available(cls) -> str | None:
@@ -262,12 +263,17 @@ def engine_class(name: str) -> type[Engine]:
 AUTO_ORDER = ("bigdl", "torch")
 
 
-def resolve_engine(name: str) -> str:
-    """``name``, or for 'auto' the first engine of :data:`AUTO_ORDER` that can run here."""
+def resolve_engine(name: str, reproducible: bool = False) -> str:
+    """``name``, or for 'auto' the first engine of :data:`AUTO_ORDER` that can run here.
+
+    With ``reproducible``, 'auto' prefers an engine whose training repeats bit for bit under the same
+    seed (:attr:`Engine.reproducible`), and falls back to the first available one.
+    """
     if name != "auto":
         return name
     why = {}
-    for n in AUTO_ORDER:
+    order = sorted(AUTO_ORDER, key=lambda n: not engine_class(n).reproducible) if reproducible else AUTO_ORDER
+    for n in order:
         why[n] = engine_class(n).available()
         if why[n] is None:
             return n

@@ -89,8 +89,18 @@ class CheckpointDir:
                                           "new checkpoint directory or delete this one")
         return found
 
-    def write(self, epochs_done: int, state: dict, write_engine_state: Callable[[Path], None]) -> str:
-        """Write checkpoint ``epoch-<epochs_done>`` atomically and prune old ones."""
+    def fetch(self, epochs_done: int) -> Path:
+        """A local copy of checkpoint ``epoch-<epochs_done>`` (removed by :meth:`release`)."""
+        target = join(self.path, f"epoch-{epochs_done:04d}")
+        if not self._fs().exists(join(target, "state.json")):
+            raise FileNotFoundError(f"{target} is missing or incomplete")
+        local, release = fetch_local_dir(target, _spark_context())
+        self._fetched.append(release)
+        return local
+
+    def write(self, epochs_done: int, state: dict, write_engine_state: Callable[[Path], None],
+              protect: int | None = None) -> str:
+        """Write checkpoint ``epoch-<epochs_done>`` atomically and prune old ones (but ``epoch-<protect>``)."""
         final = join(self.path, f"epoch-{epochs_done:04d}")
 
         def build(tmp: Path) -> None:
@@ -99,12 +109,13 @@ class CheckpointDir:
 
         replace_with_local_dir(final, build, _spark_context())  # replaces the same epoch's after a resume
         fs = self._fs()
-        for _, old in self._complete()[:-self.keep]:
-            fs.delete(join(self.path, old))
+        for done, old in self._complete()[:-self.keep]:
+            if done != protect:
+                fs.delete(join(self.path, old))
         for stale in fs.children(self.path):  # what versions before cxrzoo.atomic left
             if stale.startswith(".tmp-epoch-"):
                 fs.delete(join(self.path, stale))
-        log.info("checkpoint %s written", final)
+        log.debug("checkpoint %s written", final)
         return final
 
     def remove(self) -> None:

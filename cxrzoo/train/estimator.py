@@ -27,13 +27,15 @@ from cxrzoo.train.checkpoint import CheckpointDir
 from cxrzoo.train.feed import augmented_data, features_data
 from cxrzoo.train.loop import LoopOptions, run_epochs
 from cxrzoo.train.recipe import HasCheckpointing, HasClassWeighting, HasLRSchedule, HasMomentum
+from cxrzoo.train.selection import HasModelSelection
 from cxrzoo.train.weighting import class_weights
 
 log = logging.getLogger(__name__)
 
 
 class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasModelName, HasTrainingParams,
-                 HasNormalization, HasFineTuning, HasLRSchedule, HasMomentum, HasClassWeighting, HasCheckpointing):
+                 HasNormalization, HasFineTuning, HasLRSchedule, HasMomentum, HasClassWeighting, HasCheckpointing,
+                 HasModelSelection):
     """Params shared by the estimator and its model.
 
     ``imageSize`` and ``normalization`` record how the features were made (the
@@ -133,7 +135,8 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                  plateauMonitor: str = "loss", plateauFactor: float = 0.1, plateauPatience: int = 1,
                  plateauEpsilon: float = 0.01, minLR: float = 1e-15, momentum: float = 0.9, nesterov: bool = True,
                  classWeighting: str = "none", checkpointDir: str = "", checkpointInterval: int = 1,
-                 summaryDir: str = "") -> None:
+                 summaryDir: str = "", keepBest: bool = True, thresholdMethod: str = "youden",
+                 targetSensitivity: float = 0.9) -> None:
         super().__init__()
         self._set(**self._input_kwargs)
         self._check()
@@ -251,7 +254,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
             opts = LoopOptions(schedule=self.lr_schedule(cfg.learning_rate, cfg.epochs), frozen=frozen,
                                freeze_epochs=self.getFreezeEpochs(), validate=self._validator(engine, net, spec, val),
                                checkpoint=CheckpointDir(g(self.checkpointDir) or tmp),
-                               checkpoint_interval=g(self.checkpointInterval),
+                               checkpoint_interval=g(self.checkpointInterval), keep_best=self.getKeepBest(),
                                fingerprint={"model": self.getModelName(), "input_size": size,
                                             "batch_size": cfg.batch_size, "engine": engine.name})
             t0 = time.perf_counter()
@@ -260,7 +263,23 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                  time.perf_counter() - t0)
         model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))._set(engine=engine.name)
         model.history = history
+        if val is not None:
+            model.thresholds = self._choose_thresholds(engine, net, spec, val, config.labels)
         return model
+
+    def _choose_thresholds(self, engine: Engine, net: Any, spec: NetSpec, val: DataFrame, labels) -> dict:
+        """Each label's operating threshold on the validation set, with the network as it ends."""
+        from cxrzoo.evaluate import scored_arrays
+        from cxrzoo.thresholds import choose_thresholds
+
+        fcol, lcol = self.getFeaturesCol(), self.getLabelCol()
+        scored = engine.predict(net, spec, val.where(F.col(fcol).isNotNull()), fcol, "_val_probabilities",
+                                batch_size=max(2, self.getBatchSize()))
+        y, p = scored_arrays(scored, lcol, "_val_probabilities", len(labels))
+        chosen = choose_thresholds(y, p, labels, self.getThresholdMethod(), self.getTargetSensitivity())
+        log.info("operating thresholds (%s) chosen on %d validation images for %d of %d labels",
+                 self.getThresholdMethod(), len(y), sum(v is not None for v in chosen.values()), len(labels))
+        return chosen
 
 
 def _require(df: DataFrame, cols: list[str]) -> None:
@@ -276,6 +295,7 @@ class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
         super().__init__()
         self.net, self.spec, self.backend = net, spec, backend
         self.history: list[dict] = []
+        self.thresholds: dict[str, dict | None] = {}  # per label, chosen on the validation set
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         if self.net is None or self.spec is None or self.backend is None:

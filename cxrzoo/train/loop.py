@@ -28,7 +28,9 @@ class LoopOptions:
     """How to drive the epochs (everything but the network and its data).
 
     ``validate(epoch)`` returns ``{"mean_auc": …, "loss": …}`` on the validation set.  Each epoch's
-    log record carries its history entry as ``epoch_record`` (progress bars listen to it).
+    log record carries its history entry as ``epoch_record`` (progress bars listen to it).  With
+    ``keep_best`` (and ``validate``) the network ends with the weights of the epoch of the highest
+    validation mean AUC (the first of equals), whose checkpoint is written and kept for that.
     """
 
     schedule: LRSchedule | None = None
@@ -39,6 +41,7 @@ class LoopOptions:
     checkpoint_interval: int = 1
     fingerprint: dict = field(default_factory=dict)
     retries: int = 2
+    keep_best: bool = False
 
 
 class _Run:
@@ -49,6 +52,7 @@ class _Run:
         self.schedule = opts.schedule or LRSchedule("constant", peak=config.learning_rate, epochs=config.epochs)
         self.history: list[dict] = []
         self.epoch = 0
+        self.best: dict | None = None  # {"epochs_done", "val_mean_auc"} of the best epoch so far
 
     def restore(self, resumed: bool) -> bool:
         """Continue from the newest checkpoint, if any."""
@@ -61,6 +65,7 @@ class _Run:
         self.schedule = LRSchedule.from_dict({**state["schedule"], "epochs": self.config.epochs})
         self.history = state["history"]
         self.epoch = int(state["epochs_done"])
+        self.best = state.get("best")
         if resumed:
             log.info("resuming from %s: %d of %d epochs done", path, self.epoch, self.config.epochs)
         return True
@@ -68,8 +73,32 @@ class _Run:
     def save(self) -> None:
         ck = self.opts.checkpoint
         if ck is not None:
-            state = {"schedule": self.schedule.to_dict(), "history": self.history, "fingerprint": self.opts.fingerprint}
-            ck.write(self.epoch, state, self.trainer.save_state)
+            state = {"schedule": self.schedule.to_dict(), "history": self.history, "fingerprint": self.opts.fingerprint,
+                     "best": self.best}
+            ck.write(self.epoch, state, self.trainer.save_state, protect=self.best and self.best["epochs_done"])
+
+    def improved(self, record: dict) -> bool:
+        """Whether ``record`` (just appended) is the new best epoch by validation mean AUC; remember it."""
+        auc = record.get("val_mean_auc")
+        if not self.opts.keep_best or auc is None or (self.best is not None and auc <= self.best["val_mean_auc"]):
+            return False
+        self.best = {"epochs_done": self.epoch + 1, "val_mean_auc": float(auc)}
+        return True
+
+    def select_best(self, engine: Engine, net: Any, spec: NetSpec) -> None:
+        """End on the best epoch's weights (its checkpoint), marking its history entry ``selected``."""
+        if not self.opts.keep_best or self.best is None or self.opts.checkpoint is None:
+            return
+        done = int(self.best["epochs_done"])
+        for h in self.history:
+            h["selected"] = int(h["epoch"]) + 1 == done
+        if done != self.epoch:
+            from cxrzoo.models.weights import load_weights
+
+            path = self.opts.checkpoint.fetch(done)
+            engine.set_weights(net, spec, load_weights(path / "weights.safetensors"))
+            log.info("kept epoch %d of %d: the best validation mean AUC (%.4f)", done, self.epoch,
+                     self.best["val_mean_auc"])
 
 
 def _log_epoch(record: dict, epochs: int) -> None:
@@ -126,9 +155,11 @@ def run_epochs(engine: Engine, net: Any, spec: NetSpec, config: TrainConfig,
                 trainer.record_validation(epoch, {"MeanAUC": record["val_mean_auc"], "Loss": record["val_loss"]})
             run.history.append(record)
             _log_epoch(record, config.epochs)
+            better = run.improved(record)
             run.epoch += 1
-            if run.epoch % max(1, opts.checkpoint_interval) == 0 or run.epoch == config.epochs:
+            if better or run.epoch % max(1, opts.checkpoint_interval) == 0 or run.epoch == config.epochs:
                 run.save()
+        run.select_best(engine, net, spec)
     finally:
         trainer.close()
         if opts.checkpoint is not None:

@@ -52,7 +52,8 @@ class CXRModelWriter(MLWriter):
         card = {"format": "cxrzoo-model/1", "model": m.getModelName(), "input_size": m.spec.input_size,
                 "channels": m.spec.in_channels, "labels": list(LABELS), "engine": m.backend.name,
                 "engine_artifact": artifact, "dropout": m.getDropout(), "image_size": m.getImageSize(),
-                "normalization": m.getNormalization(), "history": getattr(m, "history", [])}
+                "normalization": m.getNormalization(), "history": getattr(m, "history", []),
+                "thresholds": getattr(m, "thresholds", {})}
         Path(path, CARD).write_text(json.dumps(card, indent=1) + "\n")
         facts = trained_card(m.getModelName(), m.spec.input_size, m.getNormalization(), m.getImageSize(),
                              count_params(m.spec), engine=m.backend.name, pretrained=m.getPretrained(),
@@ -97,6 +98,7 @@ class CXRModelReader(MLReader):
             artifact = root / card.get("engine_artifact", engine.artifact_name)
             model.net, model.spec, model.backend = engine.load(str(artifact), spec), spec, engine
             model.history = card.get("history", [])
+            model.thresholds = card.get("thresholds", {})
             return model
         finally:
             release()
