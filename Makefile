@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cxrzoo-installed
 
-.PHONY: demo test test-spark35 test-spark4 bench venv venv-spark4 clean
+.PHONY: demo test test-spark35 test-spark4 bench venv venv-spark4 browser clean
 
 venv: $(STAMP)
 
@@ -47,11 +47,17 @@ demo: $(STAMP)
 # the whole suite in both profiles, one after the other (2 cores: never two at once)
 test: test-spark35 test-spark4
 
-test-spark35: $(STAMP)
+test-spark35: $(STAMP) browser
 	$(BIN)/python -m pytest
 
-test-spark4: $(STAMP4)
+test-spark4: $(STAMP4) browser
 	$(BIN4)/python -m pytest
+
+# Debian's chromium, for the HTML report's browser test (driven by Playwright, no browser download)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium (the report's browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium is missing: apt-get install chromium"; exit 1; }
 
 # Microbenchmarks (each prints a table, then one JSON line); see README "Benchmarks".
 bench: $(STAMP)

@@ -29,6 +29,7 @@ _EXPORTS = {
     "split_by_patient": "cxrzoo.splits",
     "check_disjoint_patients": "cxrzoo.splits",
     "PatientLeakError": "cxrzoo.splits",
+    "overlay": "cxrzoo.heatmap",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -21,6 +21,7 @@ from cxrzoo.models.modeldir import read_card as read_model_card
 from cxrzoo.normalization import normalization_of
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.preprocess.sides import image_side
+from cxrzoo.progress import SparkProgress
 from cxrzoo.score import OpenVINOScorer, read_card
 from cxrzoo.train import CXREstimator, CXRModel
 
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 256,
            split: str | None = None) -> IngestReport:
     """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``."""
-    df, report = read_nih_with_report(spark, images, labels, size=size, split=split)
-    write_parquet_atomic(df, out, files={"_ingest_report.json": json.dumps(report.as_dict(), indent=1) + "\n"})
+    with SparkProgress(spark, "ingest"):
+        df, report = read_nih_with_report(spark, images, labels, size=size, split=split)
+        write_parquet_atomic(df, out, files={"_ingest_report.json": json.dumps(report.as_dict(), indent=1) + "\n"})
     errors = spark.read.parquet(out).where(F.col("error").isNotNull()).select("error").limit(5).collect()
     for row in errors:
         log.warning("ingest: %s", row.error)
@@ -117,18 +119,20 @@ def export(model_dir: str, out: str, metrics: dict | None = None, precision: str
 
 
 def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None, data: str | None = None,
-          batch_size: int = 16, precision: str | None = None) -> int:
+          batch_size: int = 16, precision: str | None = None, heatmaps: bool = False) -> int:
     """Score a directory of images or an ingested Parquet dataset; write ``image_index``, one column per label,
-    ``error`` as Parquet (atomically: a rerun after a kill leaves no partial or duplicated rows).
+    ``findings`` (the labels at or above their operating thresholds, where the IR has them), ``error`` as Parquet
+    (atomically: a rerun after a kill leaves no partial or duplicated rows).
 
     Image files are decoded inside the scoring UDF (decode, preprocessing and inference in one pass, decoding
-    overlapping inference).  Returns the number of rows.
+    overlapping inference).  With ``heatmaps`` a ``heatmaps`` column holds each image's class activation maps
+    (float16 bytes of the IR card's ``heatmaps.shape[1:]``).  Returns the number of rows.
     """
     if (images is None) == (data is None):
         raise ValueError("give exactly one of images= (a directory) or data= (a Parquet dataset)")
     card = read_card(ir_dir)
     size = int(card["input"]["shape"][1])
-    scorer = OpenVINOScorer(modelDir=ir_dir, batchSize=batch_size, precision=precision or "")
+    scorer = OpenVINOScorer(modelDir=ir_dir, batchSize=batch_size, precision=precision or "", heatmaps=heatmaps)
     if images:
         scored = scorer.setParams(decode=True, inputCol="content").transform(image_files(spark, images))
     else:
@@ -138,6 +142,28 @@ def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None,
                              f"--size {size} or score with --images")
         scored = scorer.transform(df)
     cols = [F.col("probabilities")[i].alias(name) for i, name in enumerate(card.get("labels", LABELS))]
-    result = scored.select("image_index", *cols, "error")
-    write_parquet_atomic(result, out)
+    found = [c for c in ("findings", "heatmaps") if c in scored.columns]
+    result = scored.select("image_index", *cols, *found, "error")
+    with SparkProgress(spark, "score"):
+        write_parquet_atomic(result, out)
     return parquet_rows(spark, out)
+
+
+def localize(spark: SparkSession, ir_dir: str, data: str, boxes_csv: str, image_side: int = 1024) -> dict:
+    """Localisation of an IR's heatmaps on the images of ``data`` that have boxes in ``boxes_csv``
+    (NIH's ``BBox_List_2017.csv`` layout, in pixels of ``image_side``² images): per label, the share of
+    boxes hit at each T(IoBB), the pointing game and the image-centre baseline
+    (:func:`cxrzoo.localize.localization`)."""
+    from cxrzoo.localize import localization, read_boxes
+    from cxrzoo.score import heatmaps_of
+
+    boxes = read_boxes(boxes_csv)
+    card = read_card(ir_dir)
+    if not card.get("heatmaps"):
+        raise ValueError(f"{ir_dir} was exported without heatmaps; re-export it with `cxrzoo export`")
+    df = spark.read.parquet(data).where(F.col("image_index").isin(list(boxes)))
+    rows = OpenVINOScorer(modelDir=ir_dir, heatmaps=True, findingsCol="").transform(df) \
+        .where(F.col("heatmaps").isNotNull()).select("image_index", "heatmaps").collect()
+    maps = {r.image_index: heatmaps_of(r.heatmaps, card) for r in rows}
+    return localization(boxes, maps, card["labels"], dict.fromkeys(maps, float(image_side)),
+                        card["heatmaps"]["covers"]["fraction"])

@@ -4,6 +4,10 @@ The graph takes ``uint8`` gray images ``(N, S, S)`` as they come out of ingest
 and does, inside OpenVINO: center crop, gray → 3 channels, channel
 normalization, the network, and a sigmoid.  Batch norm is folded into a
 per-channel scale and shift.
+
+A second output, ``heatmaps``, holds the class activation maps (CheXNet's method, after Zhou et al.
+2016): the last feature map before global average pooling weighted by the classifier, per label,
+``CAM_k(y, x) = w_k · F(y, x) + b_k`` as float16, so that the mean of a label's map is its logit.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def check_weights(spec: NetSpec, weights: dict) -> None:
         raise WeightMismatchError(f"{len(problems)} weight mismatch(es):\n  " + "\n  ".join(problems))
 
 
-def _network(x: ov.Node, spec: NetSpec, weights: dict) -> ov.Node:
+def _network(x: ov.Node, spec: NetSpec, weights: dict) -> dict[str, ov.Node]:
     out: dict[str, ov.Node] = {"input": x}
     for n in spec.nodes[1:]:
         a, w = n.attrs, weights.get(n.name, {})
@@ -85,12 +89,38 @@ def _network(x: ov.Node, spec: NetSpec, weights: dict) -> ov.Node:
         else:  # pragma: no cover - NetSpec validates ops
             raise ValueError(n.op)
         out[n.name] = y
-    return out[spec.output.name]
+    return out
+
+
+def cam_layers(spec: NetSpec) -> tuple[str, str] | None:
+    """(feature map node, classifier node) when the network ends ``gap → flatten → [dropout] → linear``, else None."""
+    nodes = {n.name: n for n in spec.nodes}
+    fc = spec.output
+    if fc.op != "linear":
+        return None
+    cur = nodes[fc.inputs[0]]
+    while cur.op == "dropout":
+        cur = nodes[cur.inputs[0]]
+    if cur.op != "flatten" or nodes[cur.inputs[0]].op != "gap":
+        return None
+    return nodes[cur.inputs[0]].inputs[0], fc.name
+
+
+def _cam(out: dict[str, ov.Node], spec: NetSpec, weights: dict) -> ov.Node | None:
+    layers = cam_layers(spec)
+    if layers is None:
+        return None
+    feature, fc = layers
+    w, b = weights[fc]["weight"], weights[fc]["bias"]
+    cam = ops.convolution(out[feature], _const(w.reshape(*w.shape, 1, 1)), [1, 1], [0, 0], [0, 0], [1, 1])
+    cam = ops.add(cam, _const(b.reshape(1, -1, 1, 1)))
+    return ops.convert(cam, ov.Type.f16, name="heatmaps")
 
 
 def build_openvino_model(spec: NetSpec, weights: dict, image_size: int, mean: tuple[float, ...],
-                         std: tuple[float, ...]) -> ov.Model:
-    """The full scoring graph: uint8 ``image`` (N, S, S) → ``probabilities`` (N, classes).
+                         std: tuple[float, ...], heatmaps: bool = False) -> ov.Model:
+    """The full scoring graph: uint8 ``image`` (N, S, S) → ``probabilities`` (N, classes)
+    [and ``heatmaps`` (N, classes, h, w) float16].
 
     Parameters
     ----------
@@ -101,6 +131,9 @@ def build_openvino_model(spec: NetSpec, weights: dict, image_size: int, mean: tu
         S, the side of the ingested gray images; the crop is ``spec.input_size``.
     mean, std : tuple of 3 floats
         Channel normalization on 0–255 pixels.
+    heatmaps : bool
+        Add the class activation maps as a second output (where the network ends in global
+        average pooling and a linear classifier; every registry backbone does).
     """
     check_weights(spec, weights)
     c = spec.input_size
@@ -115,8 +148,13 @@ def build_openvino_model(spec: NetSpec, weights: dict, image_size: int, mean: tu
     x = ops.subtract(x, _const(np.array(mean, np.float32).reshape(1, 3, 1, 1)))
     if any(s != 1.0 for s in std):
         x = ops.divide(x, _const(np.array(std, np.float32).reshape(1, 3, 1, 1)))
-    logits = _network(x, spec, weights)
-    probs = ops.sigmoid(logits, name="probabilities")
+    out = _network(x, spec, weights)
+    probs = ops.sigmoid(out[spec.output.name], name="probabilities")
     probs.output(0).set_names({"probabilities"})
     image.output(0).set_names({"image"})
-    return ov.Model([probs], [image], "cxrzoo")
+    results = [probs]
+    cam = _cam(out, spec, weights) if heatmaps else None
+    if cam is not None:
+        cam.output(0).set_names({"heatmaps"})
+        results.append(cam)
+    return ov.Model(results, [image], "cxrzoo")

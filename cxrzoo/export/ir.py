@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, image_size: int | None = None,
                     normalization: str | None = None, metrics: dict | None = None, precision: str = "fp32",
-                    calibration: str | os.PathLike | None = None, check: str | os.PathLike | None = None) -> Path:
+                    calibration: str | os.PathLike | None = None, check: str | os.PathLike | None = None,
+                    heatmaps: bool = True) -> Path:
     """Export a ``CXRModel`` directory to OpenVINO IR.
 
     Needs neither Spark nor a training engine: it reads the model directory's card and engine-neutral
@@ -55,6 +56,9 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
     check : path, optional
         Ingested Parquet of labelled images (e.g. the test split) for the AUC comparison; default
         ``calibration``.
+    heatmaps : bool
+        Add the class activation maps as a second output, ``heatmaps`` (N, labels, h, w) float16, its
+        shape and layer in the card (see :mod:`cxrzoo.export.graph`).
 
     Returns
     -------
@@ -67,8 +71,9 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
     image_size = int(image_size or info.get("image_size", 256))
     normalization = normalization or info.get("normalization", "caffe")
     mean, std = NORMALIZATIONS[normalization]
-    model = build_openvino_model(spec, read_weights(model_dir), image_size, mean, std)
+    model = build_openvino_model(spec, read_weights(model_dir), image_size, mean, std, heatmaps=heatmaps)
     model, checked = _reduce(model, precision, image_size, info["labels"], calibration, check)
+    cam = _heatmap_card(model, spec, image_size)
 
     def build(tmp: Path) -> None:
         ov.save_model(model, str(tmp / XML), compress_to_fp16=False)
@@ -86,8 +91,10 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
             "preprocessing": {"center_crop": spec.input_size, "channels": 3, "normalization": normalization,
                               "mean": list(mean), "std": list(std), "inside_graph": True},
             "output": {"name": "probabilities", "activation": "sigmoid"},
+            "heatmaps": cam,
             "metrics": metrics or {},
-            "thresholds": {name: 0.5 for name in info["labels"]},
+            # per label, chosen on the validation set at training (None: no decision for that label)
+            "thresholds": info.get("thresholds") or {},
         }
         (tmp / CARD).write_text(json.dumps(card, indent=1) + "\n")
         facts = trained_card(info["model"], spec.input_size, normalization, image_size, count_params(spec),
@@ -97,8 +104,25 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
     from pyspark import SparkContext
 
     out = replace_with_local_dir(out_dir, build, SparkContext._active_spark_context)  # local, or any Hadoop URI
-    log.info("exported %s to %s (%s)", model_dir, out, precision)
+    log.debug("exported %s to %s (%s)", model_dir, out, precision)
     return Path(out) if local_path(out) is not None else out
+
+
+def _heatmap_card(model: ov.Model, spec, image_size: int) -> dict | None:
+    """The card's ``heatmaps`` entry: output name, shape, dtype, layer and where the maps sit in the image."""
+    from cxrzoo.export.graph import cam_layers
+
+    names = [n for o in model.outputs for n in o.get_names()]
+    if "heatmaps" not in names:
+        return None
+    shape = model.output("heatmaps").get_partial_shape()
+    crop = spec.input_size
+    return {"name": "heatmaps", "dtype": "float16", "layout": "NLHW",
+            "shape": [-1] + [int(shape[i].get_length()) for i in (1, 2, 3)],
+            "method": "CAM: the last feature map weighted by the classifier, plus its bias (the mean of a map is "
+                      "the label's logit)", "feature_layer": cam_layers(spec)[0],
+            # the maps cover the center crop of the image: this share of each side, centered
+            "covers": {"crop": crop, "image_size": image_size, "fraction": crop / image_size}}
 
 
 def _reduce(model: ov.Model, precision: str, size: int, labels: list[str], calibration, check):

@@ -1,5 +1,6 @@
 """Scoring: exported OpenVINO models over Spark DataFrames."""
-from cxrzoo.score.runtime import CompiledScorer, NotAnIRDirError, load_scorer, read_card
-from cxrzoo.score.transformer import OpenVINOScorer
+from cxrzoo.score.runtime import CompiledScorer, NoHeatmapsError, NotAnIRDirError, load_scorer, read_card
+from cxrzoo.score.transformer import OpenVINOScorer, heatmaps_of
 
-__all__ = ["CompiledScorer", "NotAnIRDirError", "OpenVINOScorer", "load_scorer", "read_card"]
+__all__ = ["CompiledScorer", "NoHeatmapsError", "NotAnIRDirError", "OpenVINOScorer", "heatmaps_of", "load_scorer",
+           "read_card"]

@@ -44,10 +44,30 @@ def _gray(value, size: int, decode: bool, path: str | None) -> tuple[np.ndarray 
         return None, f"{name}: {e}"
 
 
+def _findings_array(probs: np.ndarray, ok: list[int], rows: int, labels: list[str], thresholds: dict) -> pa.Array:
+    """Per row: the labels at or above their operating threshold (null where the row was not scored)."""
+    from cxrzoo.thresholds import findings
+
+    out: list[list[str] | None] = [None] * rows
+    for i, found in zip(ok, findings(probs, labels, thresholds) if len(ok) else []):
+        out[i] = found
+    return pa.array(out, pa.list_(pa.string()))
+
+
+def _heatmaps_array(heat: np.ndarray, ok: list[int], rows: int) -> pa.Array:
+    """Per row: its (labels, h, w) float16 maps as little-endian bytes (null where the row was not scored)."""
+    out: list[bytes | None] = [None] * rows
+    for i, maps in zip(ok, heat.astype("<f2")):
+        out[i] = maps.tobytes()
+    return pa.array(out, pa.binary())
+
+
 def _score_batches(ir_dir: str, size: int, precision: str | None, in_col: str, err_col: str, decode: bool,
-                   chunk: int, names: list[str], out_col: str, threads: int | None):
+                   chunk: int, names: list[str], out_col: str, threads: int | None, findings_col: str = "",
+                   labels: list[str] | None = None, thresholds: dict | None = None, heat_col: str = ""):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        scorer = load_scorer(ir_dir, precision, threads)  # compiled once per Python worker, reused across tasks
+        # compiled once per Python worker, reused across tasks
+        scorer = load_scorer(ir_dir, precision, threads, heatmaps=bool(heat_col))
 
         def groups() -> Iterator[tuple[tuple, Iterator[np.ndarray]]]:
             for batch in batches:
@@ -74,17 +94,28 @@ def _score_batches(ir_dir: str, size: int, precision: str | None, in_col: str, e
                 yield np.stack(buf)
 
         # the next batch's images are decoded and submitted while the previous batch's finish inferring
-        for (batch, ok, errors), probs in scorer.infer_groups(groups()):
+        extra = [c for c in (findings_col, heat_col) if c]
+        for (batch, ok, errors), probs, heat in scorer.infer_groups(groups()):
             arr = rows_to_list_array(probs, ok, batch.num_rows)
-            out = [batch.column(n) for n in names] + [arr, pa.array(errors, pa.string())]
-            yield pa.RecordBatch.from_arrays(out, names=names + [out_col, err_col])
+            out = [batch.column(n) for n in names] + [arr]
+            if findings_col:
+                out.append(_findings_array(probs, ok, batch.num_rows, labels, thresholds))
+            if heat_col:
+                out.append(_heatmaps_array(heat, ok, batch.num_rows))
+            out.append(pa.array(errors, pa.string()))
+            yield pa.RecordBatch.from_arrays(out, names=names + [out_col] + extra + [err_col])
     return run
 
 
 class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
-    """Append ``probabilities`` (array<float>) and ``error`` computed by an OpenVINO IR directory.
+    """Append ``probabilities`` (array<float>), ``findings`` and ``error`` computed by an OpenVINO IR directory.
 
-    A row whose image is missing, of the wrong size or undecodable gets null probabilities and an
+    ``findings`` (array<string>) lists the labels whose probability reaches the operating threshold
+    chosen on the validation set at training (the IR card's ``thresholds``); it is left out when the IR
+    has none (a model trained without validation).  With ``heatmaps=True``, ``heatmaps`` (binary) holds
+    each row's class activation maps, float16 little-endian of the card's ``heatmaps.shape[1:]``
+    (labels, h, w) over the center crop; :func:`heatmaps_of` turns a cell back into an array.  A row whose
+    image is missing, of the wrong size or undecodable gets null probabilities and findings and an
     ``error`` saying why; the job never fails on bad images.
     """
 
@@ -99,40 +130,61 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
     batchSize = Param(Params._dummy(), "batchSize", "images per infer request", TypeConverters.toInt)
     threads = Param(Params._dummy(), "threads", "OpenVINO threads per Python worker; 0: OpenVINO's default (all "
                     "cores: measured faster under local[2] than one thread per task)", TypeConverters.toInt)
+    heatmaps = Param(Params._dummy(), "heatmaps", "add the class activation maps (the IR's second output) as "
+                     "heatmapsCol", TypeConverters.toBoolean)
+    heatmapsCol = Param(Params._dummy(), "heatmapsCol", "column for the heatmaps (binary: float16 (labels, h, w))",
+                        TypeConverters.toString)
+    findingsCol = Param(Params._dummy(), "findingsCol", "column for the labels at or above their operating "
+                        "thresholds (array<string>); '' for none", TypeConverters.toString)
 
     @keyword_only
     def __init__(self, *, modelDir: str | None = None, inputCol: str = "image", outputCol: str = "probabilities",
                  precision: str = "", errorCol: str = "error", decode: bool = False, batchSize: int = 16,
-                 threads: int = 0) -> None:
+                 threads: int = 0, findingsCol: str = "findings", heatmaps: bool = False,
+                 heatmapsCol: str = "heatmaps") -> None:
         super().__init__()
         self._setDefault(inputCol="image", outputCol="probabilities", precision="", errorCol="error", decode=False,
-                         batchSize=16, threads=0)
+                         batchSize=16, threads=0, findingsCol="findings", heatmaps=False, heatmapsCol="heatmaps")
         self._set(**self._input_kwargs)
 
     @keyword_only
     def setParams(self, *, modelDir: str | None = None, inputCol: str | None = None, outputCol: str | None = None,
                   precision: str | None = None, errorCol: str | None = None, decode: bool | None = None,
-                  batchSize: int | None = None, threads: int | None = None) -> "OpenVINOScorer":
+                  batchSize: int | None = None, threads: int | None = None,
+                  findingsCol: str | None = None, heatmaps: bool | None = None,
+                  heatmapsCol: str | None = None) -> "OpenVINOScorer":
         """Set any of the constructor's params."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         g = self.getOrDefault
         ir_dir = g(self.modelDir)
-        size = int(read_card(ir_dir)["input"]["shape"][1])  # fail on the driver if the directory is wrong
+        card = read_card(ir_dir)  # fail on the driver if the directory is wrong
+        size = int(card["input"]["shape"][1])
         in_col, out_col, err_col = self.getInputCol(), self.getOutputCol(), g(self.errorCol)
+        thresholds = card.get("thresholds") or {}
+        f_col = g(self.findingsCol) if any(isinstance(v, dict) for v in thresholds.values()) else ""
+        h_col = g(self.heatmapsCol) if g(self.heatmaps) else ""
+        if h_col and not card.get("heatmaps"):
+            from cxrzoo.score.runtime import NoHeatmapsError
+
+            raise NoHeatmapsError(f"{ir_dir} was exported without heatmaps; re-export it with `cxrzoo export`")
         decode = g(self.decode)
         if in_col not in dataset.columns and not (decode and "path" in dataset.columns):
             raise ValueError(f"OpenVINOScorer: no column {in_col!r} (and no 'path' to read files from with "
                              f"decode=True); columns: {dataset.columns}")
-        drop = {out_col, err_col} | ({in_col, "content", "modificationTime", "length"} if decode else set())
+        drop = {out_col, err_col, f_col, h_col}
+        drop |= {in_col, "content", "modificationTime", "length"} if decode else set()
         keep = [f for f in dataset.schema.fields if f.name not in drop]
         names = [f.name for f in keep]
-        schema = T.StructType(keep + [T.StructField(out_col, T.ArrayType(T.FloatType(), False), True),
-                                      T.StructField(err_col, T.StringType(), True)])
+        found = [T.StructField(f_col, T.ArrayType(T.StringType(), False), True)] if f_col else []
+        found += [T.StructField(h_col, T.BinaryType(), True)] if h_col else []
+        schema = T.StructType(keep + [T.StructField(out_col, T.ArrayType(T.FloatType(), False), True)] + found
+                              + [T.StructField(err_col, T.StringType(), True)])
         threads = g(self.threads) or None
         run = _score_batches(ir_dir, size, g(self.precision) or None, in_col, err_col, decode,
-                             max(1, g(self.batchSize)), names, out_col, threads)
+                             max(1, g(self.batchSize)), names, out_col, threads, f_col, list(card["labels"]),
+                             thresholds, h_col)
         return dataset.mapInArrow(run, schema)
 
     def getModelDir(self) -> str:
@@ -183,6 +235,30 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
         """Sets the value of :py:attr:`threads`."""
         return self._set(threads=value)
 
+    def getHeatmaps(self) -> bool:
+        """Gets the value of heatmaps or its default value."""
+        return self.getOrDefault(self.heatmaps)
+
+    def setHeatmaps(self, value: bool) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`heatmaps`."""
+        return self._set(heatmaps=value)
+
+    def getHeatmapsCol(self) -> str:
+        """Gets the value of heatmapsCol or its default value."""
+        return self.getOrDefault(self.heatmapsCol)
+
+    def setHeatmapsCol(self, value: str) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`heatmapsCol`."""
+        return self._set(heatmapsCol=value)
+
+    def getFindingsCol(self) -> str:
+        """Gets the value of findingsCol or its default value."""
+        return self.getOrDefault(self.findingsCol)
+
+    def setFindingsCol(self, value: str) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`findingsCol`."""
+        return self._set(findingsCol=value)
+
     def setInputCol(self, value: str) -> "OpenVINOScorer":
         """Sets the value of :py:attr:`inputCol`."""
         return self._set(inputCol=value)
@@ -190,3 +266,12 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
     def setOutputCol(self, value: str) -> "OpenVINOScorer":
         """Sets the value of :py:attr:`outputCol`."""
         return self._set(outputCol=value)
+
+
+def heatmaps_of(cell: bytes, card: dict) -> np.ndarray:
+    """A ``heatmaps`` cell back as its (labels, h, w) float16 array, by the IR card's shape."""
+    shape = tuple(card["heatmaps"]["shape"][1:])
+    arr = np.frombuffer(cell, "<f2")
+    if arr.size != int(np.prod(shape)):
+        raise ValueError(f"a heatmaps cell of {arr.size} values does not fit the card's shape {shape}")
+    return arr.reshape(shape)

@@ -1,8 +1,9 @@
 """Write a synthetic dataset in NIH's on-disk layout.
 
 ``DIR/images/PPPPPPPP_FFF.png``, ``DIR/Data_Entry_2017.csv`` (NIH's 2017 header,
-trailing empty column included) and the patient-wise ``train_val_list.txt`` /
-``test_list.txt``.  Images are rendered in parallel; every file is written
+trailing empty column included), ``DIR/BBox_List_2017.csv`` (where each localised sign was drawn, in
+NIH's layout: ``Image Index,Finding Label,Bbox [x,y,w,h]``, pixels of the written image) and the
+patient-wise ``train_val_list.txt`` / ``test_list.txt``.  Images are rendered in parallel; every file is written
 atomically (temporary name, then rename), so an interrupted run leaves no
 truncated PNG behind and a rerun completes it.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from cxrzoo.atomic import write_bytes, write_text
 from cxrzoo.synth.cohort import Study, nih_stats, sample_cohort, split_patients
-from cxrzoo.synth.phantom import render
+from cxrzoo.synth.phantom import render_with_boxes
 from cxrzoo.synth.pngwrite import encode_gray_png
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ NIH_2017_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
     "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],"
 )
+BBOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h]"
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,17 @@ class SynthResult:
     test_list: Path
     n: int
     seconds: float
+    bbox_csv: Path | None = None
 
 
-def _render_one(args: tuple[str, str, int, int, str]) -> str:
+def _render_one(args: tuple[str, str, int, int, str]) -> list[tuple]:
+    """Render one image (written unless a previous run did) and return its boxes."""
     path, findings, size, seed, view = args
     p = Path(path)
+    img, boxes = render_with_boxes(findings, size, seed, view)  # the boxes are needed on a rerun too
     if not p.exists():
-        write_bytes(p, encode_gray_png(render(findings, size, seed, view)))
-    return path
+        write_bytes(p, encode_gray_png(img))
+    return [(p.name, *b) for b in boxes]
 
 
 def _csv_row(s: Study, size: int, spacing: float) -> str:
@@ -82,23 +87,27 @@ def write_dataset(out: str | os.PathLike, n: int = 500, size: int = 1024, seed: 
     studies = sample_cohort(n, seed)
     jobs = [(str(images / s.image_index), s.findings, size, s.seed, s.view) for s in studies]
     workers = workers or os.cpu_count() or 1
-    done = 0
+    boxes: list[tuple] = []
     if workers == 1:
         for j in jobs:
-            _render_one(j)
+            boxes += _render_one(j)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for done, _ in enumerate(pool.map(_render_one, jobs, chunksize=8), 1):
-                if done % 200 == 0:
-                    log.info("synth: %d/%d images", done, n)
+            for done, got in enumerate(pool.map(_render_one, jobs, chunksize=8), 1):
+                boxes += got
+                if done % 500 == 0:
+                    log.debug("synth: %d/%d images", done, n)
     spacing = nih_stats()["spacing_mm"] * 2500 / size  # NIH originals are ~2500 px wide
     rows = [NIH_2017_HEADER] + [_csv_row(s, size, spacing) for s in studies]
     labels_csv = root / "Data_Entry_2017.csv"
     write_text(labels_csv, "\n".join(rows) + "\n")
+    bbox_csv = root / "BBox_List_2017.csv"
+    write_text(bbox_csv, "\n".join([BBOX_HEADER] + [f"{i},{lab},{x:.3f},{y:.3f},{w:.3f},{h:.3f}"
+                                                     for i, lab, x, y, w, h in boxes]) + "\n")
     train, test = split_patients(studies, seed)
     tv, te = root / "train_val_list.txt", root / "test_list.txt"
     write_text(tv, "\n".join(train) + "\n")
     write_text(te, "\n".join(test) + "\n")
     dt = time.perf_counter() - t0
-    log.info("synth: wrote %d images (%d²) to %s in %.1fs (%.0f images/s)", n, size, images, dt, n / dt)
-    return SynthResult(root, images, labels_csv, tv, te, n, dt)
+    log.debug("synth: wrote %d images (%d²) to %s in %.1fs (%.0f images/s)", n, size, images, dt, n / dt)
+    return SynthResult(root, images, labels_csv, tv, te, n, dt, bbox_csv)

@@ -1,0 +1,118 @@
+"""The report's figures, drawn with matplotlib (Agg) and returned as PNG bytes."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _grid(n: int):
+    plt = _plt()
+    cols = 4
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.9 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def roc_grid(curves: dict[str, dict | None], auc: dict[str, float | None], positives: dict[str, int]) -> bytes:
+    """Per label: the ROC curve with its 95 % bootstrap band (labels without both classes say so)."""
+    fig, axes = _grid(len(curves))
+    for ax, (name, c) in zip(axes, curves.items()):
+        ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
+        if c is None:
+            ax.text(0.5, 0.5, "one class only", ha="center", va="center", fontsize=9)
+        else:
+            ax.fill_between(c["grid"], c["roc_lo"], c["roc_hi"], color="#1f77b4", alpha=0.25, lw=0)
+            ax.plot(c["grid"], c["roc"], color="#1f77b4", lw=1.6)
+        a = auc.get(name)
+        ax.set_title(f"{name}\nAUC {a:.3f}, {positives[name]} pos." if a is not None else f"{name}\n"
+                     f"{positives[name]} pos.", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.tick_params(labelsize=7)
+    axes[0].set_xlabel("1 - specificity", fontsize=8)
+    axes[0].set_ylabel("sensitivity", fontsize=8)
+    return _png(fig)
+
+
+def pr_grid(curves: dict[str, dict | None], positives: dict[str, int]) -> bytes:
+    """Per label: the precision-recall curve with its 95 % bootstrap band and the prevalence line."""
+    fig, axes = _grid(len(curves))
+    for ax, (name, c) in zip(axes, curves.items()):
+        if c is None:
+            ax.text(0.5, 0.5, "one class only", ha="center", va="center", fontsize=9)
+        else:
+            ax.fill_between(c["grid"], c["pr_lo"], c["pr_hi"], color="#d62728", alpha=0.22, lw=0)
+            ax.plot(c["grid"], c["pr"], color="#d62728", lw=1.6)
+            ax.axhline(c["prevalence"], color="#999", lw=0.8, ls="--")
+        ax.set_title(f"{name}\n{positives[name]} pos.", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.tick_params(labelsize=7)
+    axes[0].set_xlabel("recall", fontsize=8)
+    axes[0].set_ylabel("precision", fontsize=8)
+    return _png(fig)
+
+
+def reliability_diagram(rel: dict) -> bytes:
+    """Observed positive rate against mean predicted probability per bin, with the bins' counts."""
+    plt = _plt()
+    fig, (ax, hx) = plt.subplots(2, 1, figsize=(5.2, 5.6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    centres = (rel["edges"][:-1] + rel["edges"][1:]) / 2
+    used = rel["count"] > 0
+    ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--", label="perfect calibration")
+    ax.plot(rel["mean_probability"][used], rel["observed"][used], "o-", color="#2ca02c", label="this model")
+    ax.set_ylabel("observed positive rate")
+    ax.set_title(f"Reliability over every label and image (ECE {rel['ece']:.3f})", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    hx.bar(centres, rel["count"], width=rel["edges"][1] - rel["edges"][0], color="#7f7f7f")
+    hx.set_yscale("log")
+    hx.set_xlabel("predicted probability")
+    hx.set_ylabel("count")
+    return _png(fig)
+
+
+def learning_curves(history: list[dict]) -> bytes | None:
+    """Training and validation loss, validation mean AUC and the learning rate per epoch (None without history)."""
+    if not history:
+        return None
+    plt = _plt()
+    ep = np.arange(1, len(history) + 1)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for key, label in (("loss", "training loss"), ("val_loss", "validation loss")):
+        vals = [h.get(key) for h in history]
+        if any(v is not None for v in vals):
+            a1.plot(ep, [np.nan if v is None else v for v in vals], "o-", label=label)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("BCE")
+    a1.legend(fontsize=8)
+    auc = [h.get("val_mean_auc") for h in history]
+    if any(v is not None for v in auc):
+        a2.plot(ep, [np.nan if v is None else v for v in auc], "o-", color="#2ca02c", label="validation mean AUC")
+    sel = [i + 1 for i, h in enumerate(history) if h.get("selected")]
+    for s in sel:
+        a2.axvline(s, color="#2ca02c", ls=":", lw=1)
+    a2.set_xlabel("epoch" + (f" (kept: {sel[0]})" if sel else ""))
+    a2.set_ylabel("mean AUC")
+    lr = a2.twinx()
+    lr.semilogy(ep, [h.get("learning_rate") or np.nan for h in history], color="#ff7f0e", lw=1, label="lr")
+    lr.set_ylabel("learning rate", color="#ff7f0e")
+    return _png(fig)
