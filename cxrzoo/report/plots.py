@@ -16,6 +16,7 @@ def _plt():
 
 
 def _png(fig) -> bytes:
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     _plt().close(fig)
@@ -111,6 +112,10 @@ def learning_curves(history: list[dict]) -> bytes | None:
     for s in sel:
         a2.axvline(s, color="#2ca02c", ls=":", lw=1)
     a2.set_xlabel("epoch" + (f" (kept: {sel[0]})" if sel else ""))
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a1, a2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     a2.set_ylabel("mean AUC")
     lr = a2.twinx()
     lr.semilogy(ep, [h.get("learning_rate") or np.nan for h in history], color="#ff7f0e", lw=1, label="lr")
