@@ -35,6 +35,7 @@ CONTENDERS = {  # name → (engine, options)
     "torch_fp32": ("torch", {"precision": "fp32"}),
     "torch_bf16": ("torch", {"precision": "bf16"}),
     "torch_bf16_compile": ("torch", {"precision": "bf16", "compile": True}),
+    "torch_bf16_per_executor": ("torch", {"precision": "bf16", "workers": "per_executor"}),
 }
 SUPPRESS_HELP = "==SUPPRESS=="
 

@@ -47,7 +47,9 @@ def _env() -> dict:
 
 
 def _train_cmd(data: str, out: Path, ckpt: Path, *extra: str, epochs: int = EPOCHS) -> list[str]:
-    return [sys.executable, "-m", "cxrzoo.cli", "train", "--data", data, "--out", str(out), "--epochs", str(epochs),
+    # the JVM's lines (an executor lost) go to the log file next to the checkpoints, cxrzoo's to the console
+    return [sys.executable, "-m", "cxrzoo.cli", "--log-file", str(ckpt.parent / "cxrzoo.log"), "train", "--data", data,
+            "--out", str(out), "--epochs", str(epochs),
             "--batch-size", "8", "--crop", "64", "--lr", "3e-3", "--checkpoint-dir", str(ckpt), "--seed", "5",
             "--driver-memory", "2g", "--no-progress", *extra]
 
@@ -114,7 +116,7 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
         os.kill(pids[0], signal.SIGKILL)
         rc = proc.wait(timeout=900)
         status = cluster.status()
-    text = log.read_text()
+    text = log.read_text() + (tmp_path / "cxrzoo.log").read_text()
     assert rc == 0, text[-4000:]
     assert "Lost executor" in text  # Spark saw the executor die
     assert "epoch 3 failed" in text and "retry 1 of 2 from the last checkpoint" in text  # and the epoch was redone

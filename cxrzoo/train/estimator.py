@@ -223,7 +223,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
 
         fcol = self.getFeaturesCol()
         _require(val, [fcol, self.getLabelCol()])
-        ok = val.where(F.col(fcol).isNotNull())
+        ok = val  # rows with features, persisted by _train
 
         def validate(epoch: int) -> dict:
             scored = engine.predict(net, spec, ok, fcol, "_val_probabilities", batch_size=max(2, self.getBatchSize()))
@@ -250,6 +250,21 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                           learning_rate=self.getLearningRate(), optimizer=self.getOptimizer(), seed=self.getSeed(),
                           momentum=g(self.momentum), nesterov=g(self.nesterov),
                           class_weights=weights, summary_dir=g(self.summaryDir) or None)
+        if val is not None:
+            # the validation features are the same every epoch (no augmentation): computed once and kept, so
+            # each epoch's scoring stage runs one Python UDF over them rather than preprocessing chained into
+            # prediction (two Python workers in one task, which hung once on 958 images of 224²)
+            _require(val, [self.getFeaturesCol(), self.getLabelCol()])
+            val = val.where(F.col(self.getFeaturesCol()).isNotNull()).persist()
+            val.count()
+        try:
+            return self._train_loop(size, spec, engine, net, config, frozen, cfg, epoch_data, val)
+        finally:
+            if val is not None:
+                val.unpersist()
+
+    def _train_loop(self, size, spec, engine, net, config, frozen, cfg, epoch_data, val) -> "CXRModel":
+        g = self.getOrDefault
         with tempfile.TemporaryDirectory(prefix="cxrzoo-ckpt-") as tmp:
             opts = LoopOptions(schedule=self.lr_schedule(cfg.learning_rate, cfg.epochs), frozen=frozen,
                                freeze_epochs=self.getFreezeEpochs(), validate=self._validator(engine, net, spec, val),
