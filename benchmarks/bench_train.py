@@ -92,7 +92,7 @@ def worker(contender: str, models: list[str], batches: list[int], iterations: in
             emit(json.dumps({"contender": contender, "model": name, "batch": batch,  # noqa: T201
                               "wall_images_per_s": stats.images / wall, "images": stats.images,
                               "self_reported_images_per_s": float(np.median(it)) if it else None,
-                              "outside_iterations_s": wall - inside if inside else None}), flush=True)
+                              "outside_iterations_s": wall - inside if inside else None}))
 
 
 def _run(contender: str, model: str, args) -> list[dict]:
