@@ -33,44 +33,39 @@ def _grid(n: int):
     return fig, axes.ravel()
 
 
-def roc_grid(curves: dict[str, dict | None], auc: dict[str, float | None], positives: dict[str, int]) -> bytes:
-    """Per label: the ROC curve with its 95 % bootstrap band (labels without both classes say so)."""
+def _curve_grid(curves: dict[str, dict | None], key: str, colour: str, titles: dict[str, str],
+                axis_labels: tuple[str, str], chance) -> bytes:
+    """One panel per label: curve ``key`` with its band ``key_lo``–``key_hi`` and a chance line."""
     fig, axes = _grid(len(curves))
     for ax, (name, c) in zip(axes, curves.items()):
-        ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
         if c is None:
             ax.text(0.5, 0.5, "one class only", ha="center", va="center", fontsize=9)
         else:
-            ax.fill_between(c["grid"], c["roc_lo"], c["roc_hi"], color="#1f77b4", alpha=0.25, lw=0)
-            ax.plot(c["grid"], c["roc"], color="#1f77b4", lw=1.6)
-        a = auc.get(name)
-        ax.set_title(f"{name}\nAUC {a:.3f}, {positives[name]} pos." if a is not None else f"{name}\n"
-                     f"{positives[name]} pos.", fontsize=9)
+            ax.fill_between(c["grid"], c[f"{key}_lo"], c[f"{key}_hi"], color=colour, alpha=0.25, lw=0)
+            ax.plot(c["grid"], c[key], color=colour, lw=1.6)
+            chance(ax, c)
+        ax.set_title(titles[name], fontsize=9)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
         ax.tick_params(labelsize=7)
-    axes[0].set_xlabel("1 - specificity", fontsize=8)
-    axes[0].set_ylabel("sensitivity", fontsize=8)
+    axes[0].set_xlabel(axis_labels[0], fontsize=8)
+    axes[0].set_ylabel(axis_labels[1], fontsize=8)
     return _png(fig)
+
+
+def roc_grid(curves: dict[str, dict | None], auc: dict[str, float | None], positives: dict[str, int]) -> bytes:
+    """Per label: the ROC curve with its 95 % bootstrap band (labels without both classes say so)."""
+    titles = {n: f"{n}\nAUC {auc[n]:.3f}, {positives[n]} pos." if auc.get(n) is not None else
+              f"{n}\n{positives[n]} pos." for n in curves}
+    return _curve_grid(curves, "roc", "#1f77b4", titles, ("1 - specificity", "sensitivity"),
+                       lambda ax, c: ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--"))
 
 
 def pr_grid(curves: dict[str, dict | None], positives: dict[str, int]) -> bytes:
     """Per label: the precision-recall curve with its 95 % bootstrap band and the prevalence line."""
-    fig, axes = _grid(len(curves))
-    for ax, (name, c) in zip(axes, curves.items()):
-        if c is None:
-            ax.text(0.5, 0.5, "one class only", ha="center", va="center", fontsize=9)
-        else:
-            ax.fill_between(c["grid"], c["pr_lo"], c["pr_hi"], color="#d62728", alpha=0.22, lw=0)
-            ax.plot(c["grid"], c["pr"], color="#d62728", lw=1.6)
-            ax.axhline(c["prevalence"], color="#999", lw=0.8, ls="--")
-        ax.set_title(f"{name}\n{positives[name]} pos.", fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.01)
-        ax.tick_params(labelsize=7)
-    axes[0].set_xlabel("recall", fontsize=8)
-    axes[0].set_ylabel("precision", fontsize=8)
-    return _png(fig)
+    titles = {n: f"{n}\n{positives[n]} pos." for n in curves}
+    return _curve_grid(curves, "pr", "#d62728", titles, ("recall", "precision"),
+                       lambda ax, c: ax.axhline(c["prevalence"], color="#999", lw=0.8, ls="--"))
 
 
 def reliability_diagram(rel: dict) -> bytes:
