@@ -66,25 +66,32 @@ def _crop(image_side: float, fraction: float) -> tuple[float, float]:
     return (image_side - side) / 2.0, side
 
 
-def peak_point(heatmap: np.ndarray, image_side: float, fraction: float, grid: int = 224) -> tuple[float, float]:
-    """(x, y) in image pixels of the heatmap's maximum (upsampled to ``grid``² over the crop)."""
-    up = _upsampled(heatmap, grid)
+def _peak(up: np.ndarray, image_side: float, fraction: float) -> tuple[float, float]:
     iy, ix = np.unravel_index(int(np.argmax(up)), up.shape)
     off, side = _crop(image_side, fraction)
+    grid = up.shape[0]
     return off + (ix + 0.5) * side / grid, off + (iy + 0.5) * side / grid
 
 
-def heatmap_box(heatmap: np.ndarray, image_side: float, fraction: float, level: float = 0.5,
-                grid: int = 224) -> Box:
-    """(x, y, w, h) in image pixels of the region above ``level`` that holds the heatmap's peak."""
-    up = _upsampled(heatmap, grid)
+def _region_box(up: np.ndarray, image_side: float, fraction: float, level: float) -> Box:
     mask = (up >= level).astype(np.uint8)
     _, comp = cv2.connectedComponents(mask, connectivity=8)
     iy, ix = np.unravel_index(int(np.argmax(up)), up.shape)
     ys, xs = np.nonzero(comp == comp[iy, ix])
     off, side = _crop(image_side, fraction)
-    k = side / grid
+    k = side / up.shape[0]
     return off + xs.min() * k, off + ys.min() * k, (xs.max() - xs.min() + 1) * k, (ys.max() - ys.min() + 1) * k
+
+
+def peak_point(heatmap: np.ndarray, image_side: float, fraction: float, grid: int = 224) -> tuple[float, float]:
+    """(x, y) in image pixels of the heatmap's maximum (upsampled to ``grid``² over the crop)."""
+    return _peak(_upsampled(heatmap, grid), image_side, fraction)
+
+
+def heatmap_box(heatmap: np.ndarray, image_side: float, fraction: float, level: float = 0.5,
+                grid: int = 224) -> Box:
+    """(x, y, w, h) in image pixels of the region above ``level`` that holds the heatmap's peak."""
+    return _region_box(_upsampled(heatmap, grid), image_side, fraction, level)
 
 
 def iobb(truth: Box, predicted: Box) -> float:
@@ -128,15 +135,15 @@ def localization(boxes: dict[str, list[tuple[str, Box]]], heatmaps: dict[str, np
         for label, gts in by_label.items():
             s = stats.setdefault(label, {"boxes": 0, "images": 0, "iobb_hits": dict.fromkeys(IOBB_THRESHOLDS, 0),
                                          "pointing_hits": 0, "centre_hits": 0})
-            hm = heatmaps[image][index[label]]
-            pred = heatmap_box(hm, side, fraction, level)
+            up = _upsampled(heatmaps[image][index[label]], 224)  # once, for the box and the peak
+            pred = _region_box(up, side, fraction, level)
             for gt in gts:
                 s["boxes"] += 1
                 v = iobb(gt, pred)
                 for t in IOBB_THRESHOLDS:
                     s["iobb_hits"][t] += v >= t
             s["images"] += 1
-            peak = peak_point(hm, side, fraction)
+            peak = _peak(up, side, fraction)
             s["pointing_hits"] += any(_inside(peak, gt) for gt in gts)
             s["centre_hits"] += any(_inside((side / 2, side / 2), gt) for gt in gts)
     out = {}
