@@ -27,9 +27,9 @@ def test_each_label_map_averages_to_its_logit(spark, ingested, ir):
 
     _, x = _images(spark, ingested)
     card = read_card(ir)
-    assert card["heatmaps"]["shape"][1:] == [14, 2, 2] and card["heatmaps"]["dtype"] == "float16"  # 64² crop / 32
+    assert card["heatmaps"]["shape"][1:] == [14, 4, 4] and card["heatmaps"]["dtype"] == "float16"  # 64² crop / 16
     p, maps = load_scorer(ir, heatmaps=True).infer_with_heatmaps(x)
-    assert maps.dtype == np.float16 and maps.shape == (len(x), 14, 2, 2)
+    assert maps.dtype == np.float16 and maps.shape == (len(x), 14, 4, 4)
     logit = np.log(p / (1 - p))  # CAM_k = w_k·F + b_k, so its spatial mean is the k-th logit
     np.testing.assert_allclose(maps.astype(np.float64).mean(axis=(2, 3)), logit, atol=2e-2, rtol=2e-3)
     np.testing.assert_allclose(load_scorer(ir).infer(x), p, atol=1e-6)  # the heatmap branch changes nothing

@@ -24,7 +24,7 @@ def trained(spark, tmp_path_factory):
         write_parquet_atomic(df, str(root / f"{name}.parquet"))
     engine = resolve_engine("auto", reproducible=True)
     jobs.train(spark, str(root / "train.parquet"), str(root / "model"), validation=str(root / "val.parquet"),
-               epochs=8, batchSize=32, learningRate=2e-3, lrSchedule="plateau", warmupEpochs=1, warmupStartLR=2e-5,
+               epochs=10, batchSize=32, learningRate=2e-3, lrSchedule="cosine", warmupEpochs=1, warmupStartLR=2e-5,
                plateauMonitor="val_loss", classWeighting="chexnet", seed=11, engine=engine)
     ir = jobs.export(str(root / "model"), str(root / "ir"))
     return ds, ir, str(root / "test.parquet")
