@@ -62,7 +62,8 @@ def cmd_synth(args: argparse.Namespace) -> None:
 def cmd_ingest(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
 
-    rep = jobs.ingest(_spark(args), args.images, args.labels, args.out, size=args.size, split=args.split)
+    rep = jobs.ingest(_spark(args), args.images, args.labels, args.out, size=args.size, split=args.split,
+                      voi=args.voi)
     log.info("ingested %d images to %s (%d without a CSV row, %d CSV rows without an image, %d outside the split)",
              rep.matched, args.out, rep.images_without_row, rep.rows_without_image, rep.outside_split)
 

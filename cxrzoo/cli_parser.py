@@ -123,11 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
 
     p = sub.add_parser("ingest", help="decode + label images into Parquet")
-    p.add_argument("--images", required=True, help="directory of PNG/JPEG files (searched recursively)")
+    p.add_argument("--images", required=True, help="directory of PNG/JPEG/DICOM files (searched recursively; "
+                   "DICOM as .dcm, or any other name with the DICM magic)")
     p.add_argument("--labels", required=True, help="NIH Data_Entry_2017*.csv[.gz]")
     p.add_argument("--out", required=True, help="output Parquet directory (replaced atomically)")
     p.add_argument("--size", type=int, default=256, help="side of the gray images stored (default: 256)")
     p.add_argument("--split", default=None, help="NIH split list (train_val_list.txt / test_list.txt)")
+    p.add_argument("--voi", default="auto", choices=["auto", "window", "percentile", "none"],
+                   help="DICOM's VOI rule: auto (VOI LUT, else the window, else percentiles), window, percentile "
+                   "(0.5-99.5), none (min-max); PNG/JPEG ignore it (default: auto)")
     _add_master(p)
 
     _add_train(sub)
@@ -155,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="score images with an exported IR inside Spark")
     p.add_argument("--model", required=True, help="IR directory written by `cxrzoo export`")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images", help="directory of PNG/JPEG files")
+    src.add_argument("--images", help="directory of PNG/JPEG/DICOM files")
     src.add_argument("--data", help="ingested Parquet")
     p.add_argument("--out", required=True,
                    help="output Parquet: image_index, 14 probabilities, findings, error (replaced atomically)")
@@ -167,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_master(p)
 
     p = sub.add_parser("predict", help="score image files with an exported IR, without Spark (OpenVINO only)")
-    p.add_argument("images", nargs="+", help="PNG/JPEG files")
+    p.add_argument("images", nargs="+", help="PNG/JPEG/DICOM files")
     p.add_argument("--model", default="demo-out/ir", help="IR directory (default: demo-out/ir, from `make demo`)")
     p.add_argument("--heatmaps", default=None, metavar="OUT_DIR",
                    help="write a heatmap overlay PNG per finding (or for the most probable label) to OUT_DIR")

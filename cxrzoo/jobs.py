@@ -29,10 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 256,
-           split: str | None = None) -> IngestReport:
-    """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``."""
+           split: str | None = None, voi: str = "auto") -> IngestReport:
+    """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``;
+    ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`)."""
     with SparkProgress(spark, "ingest"):
-        df, report = read_nih_with_report(spark, images, labels, size=size, split=split)
+        df, report = read_nih_with_report(spark, images, labels, size=size, split=split, voi=voi)
         write_parquet_atomic(df, out, files={"_ingest_report.json": json.dumps(report.as_dict(), indent=1) + "\n"})
     errors = spark.read.parquet(out).where(F.col("error").isNotNull()).select("error").limit(5).collect()
     for row in errors:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cxrzoo.heatmap import overlay
-from cxrzoo.ingest.decode import ImageDecodeError, decode_gray
+from cxrzoo.ingest.decode import ImageDecodeError, decode_image
 from cxrzoo.score.runtime import load_scorer
 from cxrzoo.thresholds import findings as findings_of
 
@@ -42,7 +42,7 @@ def predict_files(paths: list[str], ir_dir: str, heatmaps_dir: str | None = None
     images: dict[int, np.ndarray] = {}
     for i, p in enumerate(out):
         try:
-            images[i] = decode_gray(Path(p.path).read_bytes(), size)
+            images[i] = decode_image(Path(p.path).read_bytes(), size, name=Path(p.path).name)[0]
         except (OSError, ImageDecodeError) as e:
             p.error = f"{p.path}: {e}"
     order = sorted(images)
@@ -61,7 +61,7 @@ def predict_files(paths: list[str], ir_dir: str, heatmaps_dir: str | None = None
 
 def _overlays(p: Prediction, heat: np.ndarray, labels: list[str], card: dict, out_dir: Path) -> list[str]:
     """One overlay PNG per finding (or for the most probable label) over the file at full resolution."""
-    full = decode_gray(Path(p.path).read_bytes())
+    full = decode_image(Path(p.path).read_bytes(), name=Path(p.path).name)[0]
     fraction = card["heatmaps"]["covers"]["fraction"]
     show = p.findings or [max(p.probabilities, key=p.probabilities.get)]
     written = []

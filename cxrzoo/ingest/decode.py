@@ -1,5 +1,6 @@
 """Decode an image file's bytes to a gray uint8 array at the requested size.
 
+DICOM (``.dcm``, or any file with the ``DICM`` magic) goes through :mod:`cxrzoo.ingest.dicom`.
 PNG (every colour type and bit depth) goes through cxrzoo's hardened fast path
 (:mod:`cxrzoo.ingest.png`: libdeflate + numba), bit-exact with OpenCV's
 ``IMREAD_GRAYSCALE`` decode, with the area downscale fused as a block mean when
@@ -13,14 +14,13 @@ import cv2
 import numpy as np
 
 from cxrzoo.ingest._alloc import reuse_large_buffers
+from cxrzoo.ingest.dicom import decode_dicom, is_dicom
+from cxrzoo.ingest.errors import ImageDecodeError
 from cxrzoo.ingest.png import NotHandled, PngError, area_downscale, decode_png_gray, is_png
 
 reuse_large_buffers()  # decoding allocates MB-sized buffers per image: reuse them instead of mmap/munmap
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024  # decompression-bomb guard
-
-
-class ImageDecodeError(ValueError):
-    """The bytes are not a decodable image (the message says why)."""
+DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 _REDUCED = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
@@ -63,7 +63,8 @@ def jpeg_reduction(data: bytes, size: int | None) -> int:
 def _opencv(data: bytes, reduction: int = 1) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[reduction])
     if img is None:
-        raise ImageDecodeError(f"not a decodable image (first bytes {bytes(data[:8])!r}); expected PNG or JPEG")
+        raise ImageDecodeError(f"not a decodable image (first bytes {bytes(data[:8])!r}); "
+                               "expected PNG, JPEG or DICOM (.dcm, or the DICM magic)")
     return img
 
 
@@ -118,3 +119,21 @@ def decode_gray(data: bytes, size: int | None = None, max_pixels: int = DEFAULT_
     if size is not None:
         img = resize_area(img, size)
     return np.ascontiguousarray(img)
+
+
+def decode_image(data: bytes, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto",
+                 name: str = "") -> tuple[np.ndarray, dict | None]:
+    """Decode any supported file: DICOM (by its magic or a ``.dcm``/``.dicom`` name) with its header
+    fields, else PNG/JPEG/... as :func:`decode_gray` (fields ``None``).
+
+    Raises
+    ------
+    ImageDecodeError
+        The file cannot be decoded (:class:`~cxrzoo.ingest.dicom.DicomError` for DICOM).
+    """
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)")
+    if is_dicom(data) or name.lower().endswith(DICOM_SUFFIXES):
+        img, meta = decode_dicom(data, max_pixels, voi)
+        return (np.ascontiguousarray(resize_area(img, size)) if size is not None else img), meta
+    return decode_gray(data, size, max_pixels), None

@@ -24,14 +24,29 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cxrzoo.arrowutil import rows_to_binary_array
-from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_gray
+from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from cxrzoo.ingest.dicom import VOI_MODES, is_dicom
 from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
 from cxrzoo.io import local_path
 
 log = logging.getLogger(__name__)
 
-IMAGE_GLOB = "*.{png,PNG,jpg,JPG,jpeg,JPEG}"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_GLOB = "*.{png,PNG,jpg,JPG,jpeg,JPEG,dcm,DCM,dicom,DICOM}"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+DICOM_SCHEMA = T.StructType([
+    T.StructField("patient_id", T.StringType(), True),
+    T.StructField("study_uid", T.StringType(), True),
+    T.StructField("series_uid", T.StringType(), True),
+    T.StructField("sop_uid", T.StringType(), True),
+    T.StructField("view_position", T.StringType(), True),
+    T.StructField("pixel_spacing", T.ArrayType(T.DoubleType(), True), True),
+    T.StructField("modality", T.StringType(), True),
+    T.StructField("photometric", T.StringType(), True),
+    T.StructField("bits_stored", T.IntegerType(), True),
+    T.StructField("rows", T.IntegerType(), True),
+    T.StructField("columns", T.IntegerType(), True),
+    T.StructField("transfer_syntax", T.StringType(), True),
+])  # the ``dicom`` column: a DICOM file's header fields (null for PNG/JPEG rows)
 LABEL_SCHEMA = T.StructType([
     T.StructField("image_index", T.StringType(), False),
     T.StructField("patient_id", T.IntegerType(), False),
@@ -59,7 +74,9 @@ class IngestReport:
         return asdict(self)
 
 
-def _decode_batches(size: int, max_pixels: int, keep: list[str]):
+def _decode_batches(size: int, max_pixels: int, keep: list[str], voi: str):
+    dicom_type = _arrow_struct(DICOM_SCHEMA)
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             paths = batch.column("path").to_pylist()
@@ -68,20 +85,33 @@ def _decode_batches(size: int, max_pixels: int, keep: list[str]):
             pixels = np.empty((len(paths), size * size), np.uint8)  # the images column's data buffer
             ok: list[int] = []
             errors: list[str | None] = []
+            metas: list[dict | None] = []
             for i, (data, path) in enumerate(zip(contents, paths)):
+                meta = None
                 try:
                     if data is None and "content" not in names:
                         data = _read_local(path)
-                    pixels[len(ok)] = decode_gray(data or b"", size, max_pixels).reshape(-1)
+                    img, meta = decode_image(data or b"", size, max_pixels, voi, os.path.basename(path))
+                    pixels[len(ok)] = img.reshape(-1)
                     ok.append(i)
                     errors.append(None)
                 except ImageDecodeError as e:
                     errors.append(f"{os.path.basename(path)}: {e}")
+                metas.append(meta)
             images = rows_to_binary_array(pixels[:len(ok)], ok, len(paths))
             cols = [batch.column(k) for k in keep]
-            yield pa.RecordBatch.from_arrays(cols + [images, pa.array(errors, pa.string())],
-                                             names=keep + ["image", "error"])
+            yield pa.RecordBatch.from_arrays(
+                cols + [images, pa.array(errors, pa.string()), pa.array(metas, dicom_type)],
+                names=keep + ["image", "error", "dicom"])
     return run
+
+
+def _arrow_struct(schema: T.StructType) -> pa.DataType:
+    kinds = {T.StringType: pa.string(), T.IntegerType: pa.int32(), T.DoubleType: pa.float64()}
+
+    def arrow(t: T.DataType) -> pa.DataType:
+        return pa.list_(arrow(t.elementType)) if isinstance(t, T.ArrayType) else kinds[type(t)]
+    return pa.struct([pa.field(f.name, arrow(f.dataType)) for f in schema.fields])
 
 
 def _read_local(path: str) -> bytes:
@@ -92,13 +122,17 @@ def _read_local(path: str) -> bytes:
         raise ImageDecodeError(f"cannot read the file ({e.strerror}); check it exists and is readable") from None
 
 
-def decode_images(files: DataFrame, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
-    """Add ``image`` (size² gray uint8, row-major) and ``error``, from ``content`` bytes or, without that
-    column, from the local file at ``path``; ``content`` is dropped."""
+def decode_images(files: DataFrame, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto") -> DataFrame:
+    """Add ``image`` (size² gray uint8, row-major), ``error`` and ``dicom`` (a DICOM file's header fields,
+    :data:`DICOM_SCHEMA`), from ``content`` bytes or, without that column, from the local file at ``path``;
+    ``content`` is dropped.  ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`)."""
+    if voi not in VOI_MODES:
+        raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
     keep = [f.name for f in files.schema.fields if f.name not in ("content", "modificationTime", "length")]
     schema = T.StructType([files.schema[k] for k in keep] + [
-        T.StructField("image", T.BinaryType(), True), T.StructField("error", T.StringType(), True)])
-    return files.mapInArrow(_decode_batches(size, max_pixels, keep), schema)
+        T.StructField("image", T.BinaryType(), True), T.StructField("error", T.StringType(), True),
+        T.StructField("dicom", DICOM_SCHEMA, True)])
+    return files.mapInArrow(_decode_batches(size, max_pixels, keep, voi), schema)
 
 
 def _local_dir(images: str) -> str | None:
@@ -120,9 +154,22 @@ def list_image_paths(spark: SparkSession, images: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for root, _, files in os.walk(local):
         for name in files:
-            if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
-                found[name] = os.path.join(root, name)
+            if name.startswith("."):
+                continue
+            path = os.path.join(root, name)
+            if name.lower().endswith(IMAGE_SUFFIXES) or _has_dicom_magic(path):
+                found[name] = path
     return found
+
+
+def _has_dicom_magic(path: str) -> bool:
+    """True for a file whose bytes 128-131 are ``DICM`` (DICOM archives often name files by their SOP instance
+    UID, or without a suffix)."""
+    try:
+        with open(path, "rb") as f:
+            return is_dicom(f.read(132))
+    except OSError:
+        return False
 
 
 def list_image_files(spark: SparkSession, images: str) -> DataFrame:
@@ -166,18 +213,22 @@ def image_files(spark: SparkSession, images: str) -> DataFrame:
 
 
 def read_images(spark: SparkSession, images: str, size: int = 256,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
-    """Decode every image under ``images`` (no labels): ``path``, ``image_index``, ``image``, ``error``."""
+                max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto") -> DataFrame:
+    """Decode every image under ``images`` (no labels): ``path``, ``image_index``, ``image``, ``error``, ``dicom``.
+
+    PNG, JPEG and DICOM files are read (``.dcm``/``.dicom``, and on a local file system any other file that
+    carries DICOM's ``DICM`` magic); ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`).
+    """
     listed = list_image_paths(spark, images)
     schema = T.StructType([T.StructField("path", T.StringType(), False),
                            T.StructField("image_index", T.StringType(), False)])
     rows = sorted((p, n) for n, p in listed.items())
-    return decode_images(_files_frame(spark, images, rows, schema), size, max_pixels)
+    return decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi)
 
 
 def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
-                         split: str | None = None,
-                         max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[DataFrame, IngestReport]:
+                         split: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                         voi: str = "auto") -> tuple[DataFrame, IngestReport]:
     """Like :func:`read_nih`, and also return the :class:`IngestReport`."""
     if size < 8:
         raise ValueError(f"size must be >= 8, got {size}")
@@ -208,7 +259,7 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
     cols = [c for c in LABEL_SCHEMA.fieldNames() if c in matched.columns]
     rows = [(listed[r[0]],) + tuple(r) for r in matched[cols].itertuples(index=False, name=None)]
     schema = T.StructType([T.StructField("path", T.StringType(), False)] + [LABEL_SCHEMA[c] for c in cols])
-    df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels)
+    df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi)
     ordered = ["image_index", "patient_id", "labels", "image", "error"] + [
         c for c in df.columns if c not in ("image_index", "patient_id", "labels", "image", "error")]
     log.debug("ingest: %d images matched to labels (size %d)", report.matched, size)
@@ -216,14 +267,14 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
 
 
 def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256, split: str | None = None,
-             max_pixels: int = DEFAULT_MAX_PIXELS) -> DataFrame:
+             max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto") -> DataFrame:
     """Read NIH-format images and labels as a DataFrame.
 
     Parameters
     ----------
     spark : SparkSession
     images : str
-        Directory (searched recursively) of PNG/JPEG files named as in the CSV.
+        Directory (searched recursively) of PNG/JPEG/DICOM files named as in the CSV.
     labels_csv : str
         NIH ``Data_Entry_2017*.csv[.gz]``.
     size : int
@@ -232,12 +283,15 @@ def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
         An NIH split list (``train_val_list.txt``/``test_list.txt``) restricting the rows.
     max_pixels : int
         Decompression-bomb guard: larger images get an error row.
+    voi : {"auto", "window", "percentile", "none"}
+        DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`); PNG/JPEG ignore it.
 
     Returns
     -------
     DataFrame
         ``image_index`` string, ``patient_id`` int, ``labels`` array<float>(14),
         ``image`` binary (size² uint8 gray, row-major), ``error`` string (null
-        when decoded), then ``path``, ``follow_up``, ``view_position``.
+        when decoded), then ``path``, ``follow_up``, ``view_position``, ``dicom`` (header fields of DICOM
+        files, null for PNG/JPEG).
     """
-    return read_nih_with_report(spark, images, labels_csv, size, split, max_pixels)[0]
+    return read_nih_with_report(spark, images, labels_csv, size, split, max_pixels, voi)[0]

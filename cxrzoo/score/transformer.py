@@ -1,7 +1,7 @@
 """``OpenVINOScorer``: score images with an exported IR inside Spark, in one Arrow UDF.
 
 The input column holds either gray uint8 images of the model's size (ingested data) or, with
-``decode=True``, the encoded file bytes (PNG/JPEG, Spark's ``binaryFile`` ``content``) — or no column
+``decode=True``, the encoded file bytes (PNG/JPEG/DICOM, Spark's ``binaryFile`` ``content``) — or no column
 at all, the files being read from the local ``path``.  Decoding, preprocessing (inside the graph) and
 inference then run in the same Python worker: chunks of ``batchSize`` images are decoded and submitted
 as asynchronous infer requests, so decoding the next chunk overlaps inference of the previous ones.
@@ -27,7 +27,7 @@ from cxrzoo.score.runtime import load_scorer, read_card
 
 def _gray(value, size: int, decode: bool, path: str | None) -> tuple[np.ndarray | None, str | None]:
     """One row's image as (size, size) uint8, or an error message."""
-    from cxrzoo.ingest.decode import ImageDecodeError, decode_gray
+    from cxrzoo.ingest.decode import ImageDecodeError, decode_image
     from cxrzoo.ingest.reader import _read_local
 
     name = os.path.basename(path) if path else "image"
@@ -39,7 +39,7 @@ def _gray(value, size: int, decode: bool, path: str | None) -> tuple[np.ndarray 
         return np.frombuffer(value, np.uint8).reshape(size, size), None
     try:
         data = value if value is not None else (_read_local(path) if path else b"")
-        return decode_gray(data, size), None
+        return decode_image(data, size, name=name)[0], None
     except ImageDecodeError as e:
         return None, f"{name}: {e}"
 
