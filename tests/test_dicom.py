@@ -191,11 +191,11 @@ def _unsupported_syntax() -> bytes:
     return to_bytes(ds)
 
 
-def _corrupt_j2k() -> bytes:
-    """RG3's JPEG 2000 codestream with its image-size (SIZ) segment overwritten."""
+def _j2k_with(segment: bytes, offset: int, junk: bytes) -> bytes:
+    """RG3's JPEG 2000 codestream with bytes of one of its marker segments overwritten."""
     data = bytearray(_real("RG3_J2KR.dcm").read_bytes())
-    at = data.index(b"\xff\x4f\xff\x51") + 4
-    data[at:at + 40] = b"\xff" * 40
+    at = data.index(segment, data.index(b"\xff\x4f\xff\x51")) + offset
+    data[at:at + len(junk)] = junk
     return bytes(data)
 
 
@@ -209,7 +209,9 @@ def _corrupt_j2k() -> bytes:
     (_truncated, "truncated pixel data: 1000 of 3072 bytes"),
     (lambda: _real("MR_truncated.dcm").read_bytes(), "truncated pixel data"),
     (_unsupported_syntax, "unsupported transfer syntax MPEG2"),
-    (_corrupt_j2k, "cannot be decoded"),
+    (lambda: _j2k_with(b"\xff\x51", 4, b"\xff" * 40), "lying dimensions: the JPEG 2000 codestream is"),
+    (lambda: _j2k_with(b"\xff\x52", 4, b"\xff" * 10), "pixel data cannot be decoded"),  # its coding style
+    (lambda: _j2k_with(b"\xff\x90", 0, b"\x00" * 12), "pixel data cannot be decoded"),  # a tile header
     (lambda: b"\x00" * 128 + b"DICM" + b"\xff" * 40, "no DICOM elements"),
 ])
 def test_bad_objects_raise_a_reason(make, why):
@@ -285,3 +287,62 @@ def test_lookup_table_path_equals_the_per_pixel_numpy_pipeline(voi):
     expected = _u8(1 - np.clip((x - lo) / (hi - lo), 0, 1))
     got = decode_dicom(path.read_bytes(), voi=voi)[0]
     assert np.abs(got.astype(int) - expected.astype(int)).max() == 0
+
+
+# --- the sandbox: a child process with bounded memory and time --------------------------------------------
+
+def test_sandbox_gives_the_in_process_result_and_the_errors():
+    from cxrzoo.ingest.sandbox import SandboxedDecoder
+
+    files = [to_bytes(dataset(_ramp(12), "MONOCHROME1", bits_stored=12)), _real("RG3_J2KR.dcm").read_bytes()]
+    with SandboxedDecoder(timeout=60) as sb:
+        for data in files:
+            img, meta = sb.decode(data, 64, 1 << 26, "auto")
+            ref, ref_meta = decode_image(data, 64)
+            np.testing.assert_array_equal(img, ref)
+            assert meta == ref_meta
+        with pytest.raises(DicomError, match="colour photometric interpretation RGB"):
+            sb.decode(_real("SC_rgb.dcm").read_bytes(), 64, 1 << 26, "auto")
+        assert sb.restarts == 0
+
+
+def test_sandbox_stops_a_decode_past_its_time_limit_and_restarts():
+    from cxrzoo.ingest.sandbox import DecoderCrashed, SandboxedDecoder
+
+    big = _real("RG1_J2KR.dcm").read_bytes()  # 1955x1841 JPEG 2000: about a second to decode here
+    with SandboxedDecoder(timeout=60) as sb:
+        sb.decode(to_bytes(dataset(_ramp(8))), 16, 1 << 26, "auto")  # the child is up and warm
+        sb.timeout = 0.05
+        with pytest.raises(DecoderCrashed, match="longer than the 0.05 s limit"):
+            sb.decode(big, 64, 1 << 26, "auto")
+        assert sb.restarts == 1
+        sb.timeout = 60.0
+        assert sb.decode(big, 64, 1 << 26, "auto")[0].shape == (64, 64)
+
+
+def test_sandbox_survives_a_crashing_decoder():
+    import os
+    import signal
+    import threading
+
+    from cxrzoo.ingest.sandbox import DecoderCrashed, SandboxedDecoder
+
+    with SandboxedDecoder(timeout=60) as sb:
+        sb.decode(to_bytes(dataset(_ramp(8))), 16, 1 << 26, "auto")
+        pid = sb._proc.pid
+        threading.Timer(0.1, os.kill, (pid, signal.SIGSEGV)).start()  # as a codec's segfault would
+        with pytest.raises(DecoderCrashed, match="died on this file \\(signal SIGSEGV\\)"):
+            sb.decode(_real("RG1_J2KR.dcm").read_bytes(), 64, 1 << 26, "auto")
+        img, _ = sb.decode(to_bytes(dataset(_ramp(8))), 16, 1 << 26, "auto")
+        assert img.shape == (16, 16) and sb._proc.pid != pid
+
+
+def test_short_fuzz_run_has_no_crash_and_no_hang():
+    """benchmarks/fuzz_dicom.py on 400 inputs (the full run is >= 100,000): every class of mutation, each
+    input an image or an error, none escaping the decode path, none past the time limit."""
+    from fuzz_dicom import CLASSES, run
+
+    res = run(400, workers=1, seed=3, limit=5.0)
+    assert res["inputs"] == 400 and set(res["by_class"]) == set(CLASSES)
+    assert res["crashes"] == 0 and res["hangs"] == 0, res["crash_examples"]
+    assert res["decoded"] > 40 and res["rejected"] > 40

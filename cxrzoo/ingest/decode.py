@@ -16,6 +16,7 @@ import numpy as np
 from cxrzoo.ingest._alloc import reuse_large_buffers
 from cxrzoo.ingest.dicom import decode_dicom, is_dicom
 from cxrzoo.ingest.errors import ImageDecodeError
+from cxrzoo.ingest.markers import jpeg_size
 from cxrzoo.ingest.png import NotHandled, PngError, area_downscale, decode_png_gray, is_png
 
 reuse_large_buffers()  # decoding allocates MB-sized buffers per image: reuse them instead of mmap/munmap
@@ -25,30 +26,6 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 
 _REDUCED = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
             8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG's start-of-frame marker, or None if not found."""
-    if data[:2] != b"\xff\xd8":
-        return None
-    pos, n = 2, len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        seg = int.from_bytes(data[pos + 2: pos + 4], "big")
-        if marker in _SOF and pos + 9 <= n:
-            return int.from_bytes(data[pos + 5: pos + 7], "big"), int.from_bytes(data[pos + 7: pos + 9], "big")
-        if marker in (0xD9, 0xDA) or seg < 2:  # end of image / start of scan: no frame header before it
-            return None
-        pos += 2 + seg
-    return None
-
-
 def jpeg_reduction(data: bytes, size: int | None) -> int:
     """The largest DCT-domain reduction (1, 2, 4 or 8) that still leaves both sides >= ``size``."""
     dims = jpeg_size(data) if size else None
@@ -122,9 +99,12 @@ def decode_gray(data: bytes, size: int | None = None, max_pixels: int = DEFAULT_
 
 
 def decode_image(data: bytes, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto",
-                 name: str = "") -> tuple[np.ndarray, dict | None]:
+                 name: str = "", sandbox=None) -> tuple[np.ndarray, dict | None]:
     """Decode any supported file: DICOM (by its magic or a ``.dcm``/``.dicom`` name) with its header
     fields, else PNG/JPEG/... as :func:`decode_gray` (fields ``None``).
+
+    ``sandbox`` (a :class:`~cxrzoo.ingest.sandbox.SandboxedDecoder`) decodes DICOM files in a child
+    process with bounded memory and time; without it they are decoded in this process.
 
     Raises
     ------
@@ -134,6 +114,8 @@ def decode_image(data: bytes, size: int | None = None, max_pixels: int = DEFAULT
     if not data:
         raise ImageDecodeError("empty file (0 bytes)")
     if is_dicom(data) or name.lower().endswith(DICOM_SUFFIXES):
+        if sandbox is not None:
+            return sandbox.decode(data, size, max_pixels, voi)
         img, meta = decode_dicom(data, max_pixels, voi)
         return (np.ascontiguousarray(resize_area(img, size)) if size is not None else img), meta
     return decode_gray(data, size, max_pixels), None

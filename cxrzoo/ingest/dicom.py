@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from cxrzoo.ingest.errors import ImageDecodeError
+from cxrzoo.ingest.markers import j2k_size, jpeg_size
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,22 @@ def _check_image(ds, max_pixels: int) -> None:
             raise DicomError(f"truncated pixel data: {have} of {need} bytes")
     elif tsyntax is not None:
         _check_decoder(tsyntax)
+        _check_codestream(ds.PixelData, tsyntax, rows, cols)
+
+
+def _check_codestream(pixel_data: bytes, tsyntax, rows: int, cols: int) -> None:
+    """Refuse a compressed frame whose codestream declares another size than the header, before a codec
+    allocates for it (a lying dimension)."""
+    head = bytes(pixel_data[:8192])
+    if tsyntax.startswith("1.2.840.10008.1.2.4.9"):  # JPEG 2000 family
+        dims, what = j2k_size(head), "JPEG 2000"
+    elif tsyntax.startswith("1.2.840.10008.1.2.4.") and (at := head.find(b"\xff\xd8\xff")) >= 0:
+        dims, what = jpeg_size(head[at:]), "JPEG"
+    else:
+        return
+    if dims is not None and dims != (rows, cols):
+        raise DicomError(f"lying dimensions: the {what} codestream is {dims[1]}x{dims[0]} but the header says "
+                         f"{cols}x{rows}")
 
 
 def _check_decoder(tsyntax) -> None:
@@ -148,9 +165,12 @@ def _pixels(ds) -> np.ndarray:
             arr = ds.pixel_array
     except MemoryError:
         raise DicomError("pixel data too large to decode in memory") from None
-    except Exception as e:  # noqa: BLE001 -- the codec plugins (C extensions) raise any type on corrupt data
-        raise DicomError(f"pixel data cannot be decoded ({type(e).__name__}: {str(e).splitlines()[0][:200]})") \
-            from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 -- the codecs raise any type on corrupt data, even pyo3's
+        # PanicException (a BaseException) from pylibjpeg-rle's Rust decoder
+        why = " ".join(line.strip() for line in str(e).splitlines() if line.strip())[:300]
+        raise DicomError(f"pixel data cannot be decoded ({type(e).__name__}: {why})") from None
     if arr.ndim != 2:
         raise DicomError(f"decoded pixel array has shape {arr.shape}; expected one grayscale frame")
     return arr
@@ -325,9 +345,17 @@ def decode_dicom(data: bytes, max_pixels: int = 64 * 1024 * 1024, voi: str = "au
     """
     if voi not in VOI_MODES:
         raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
-    ds = _parse(data)
-    _check_image(ds, max_pixels)
-    return np.ascontiguousarray(display(_pixels(ds), ds, voi)), dicom_meta(ds)
+    from pydicom.errors import BytesLengthException
+
+    try:  # pydicom converts elements when they are first read: a malformed one raises here
+        ds = _parse(data)
+        _check_image(ds, max_pixels)
+        return np.ascontiguousarray(display(_pixels(ds), ds, voi)), dicom_meta(ds)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, UnicodeError,
+            NotImplementedError, BytesLengthException) as e:
+        if isinstance(e, DicomError):
+            raise
+        raise DicomError(f"malformed DICOM element ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 __all__ = ["DicomError", "VOI_MODES", "decode_dicom", "dicom_meta", "display", "is_dicom", "to_uint8",

@@ -27,6 +27,7 @@ from cxrzoo.arrowutil import rows_to_binary_array
 from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from cxrzoo.ingest.dicom import VOI_MODES, is_dicom
 from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
+from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT, shared_decoder
 from cxrzoo.io import local_path
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,11 @@ class IngestReport:
         return asdict(self)
 
 
-def _decode_batches(size: int, max_pixels: int, keep: list[str], voi: str):
+def _decode_batches(size: int, max_pixels: int, keep: list[str], voi: str, timeout: float):
     dicom_type = _arrow_struct(DICOM_SCHEMA)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        sandbox = shared_decoder(timeout)  # DICOM files: a child process with bounded memory and time
         for batch in batches:
             paths = batch.column("path").to_pylist()
             names = batch.schema.names
@@ -91,7 +93,7 @@ def _decode_batches(size: int, max_pixels: int, keep: list[str], voi: str):
                 try:
                     if data is None and "content" not in names:
                         data = _read_local(path)
-                    img, meta = decode_image(data or b"", size, max_pixels, voi, os.path.basename(path))
+                    img, meta = decode_image(data or b"", size, max_pixels, voi, os.path.basename(path), sandbox)
                     pixels[len(ok)] = img.reshape(-1)
                     ok.append(i)
                     errors.append(None)
@@ -122,17 +124,19 @@ def _read_local(path: str) -> bytes:
         raise ImageDecodeError(f"cannot read the file ({e.strerror}); check it exists and is readable") from None
 
 
-def decode_images(files: DataFrame, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto") -> DataFrame:
+def decode_images(files: DataFrame, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto",
+                  decode_timeout: float = DEFAULT_TIMEOUT) -> DataFrame:
     """Add ``image`` (size² gray uint8, row-major), ``error`` and ``dicom`` (a DICOM file's header fields,
     :data:`DICOM_SCHEMA`), from ``content`` bytes or, without that column, from the local file at ``path``;
-    ``content`` is dropped.  ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`)."""
+    ``content`` is dropped.  ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`); DICOM files are
+    decoded in a child process (:mod:`cxrzoo.ingest.sandbox`) allowed ``decode_timeout`` seconds each."""
     if voi not in VOI_MODES:
         raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
     keep = [f.name for f in files.schema.fields if f.name not in ("content", "modificationTime", "length")]
     schema = T.StructType([files.schema[k] for k in keep] + [
         T.StructField("image", T.BinaryType(), True), T.StructField("error", T.StringType(), True),
         T.StructField("dicom", DICOM_SCHEMA, True)])
-    return files.mapInArrow(_decode_batches(size, max_pixels, keep, voi), schema)
+    return files.mapInArrow(_decode_batches(size, max_pixels, keep, voi, decode_timeout), schema)
 
 
 def _local_dir(images: str) -> str | None:
@@ -212,23 +216,25 @@ def image_files(spark: SparkSession, images: str) -> DataFrame:
     return _files_frame(spark, images, sorted((p, n) for n, p in listed.items()), schema)
 
 
-def read_images(spark: SparkSession, images: str, size: int = 256,
-                max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto") -> DataFrame:
+def read_images(spark: SparkSession, images: str, size: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS,
+                voi: str = "auto", decode_timeout: float = DEFAULT_TIMEOUT) -> DataFrame:
     """Decode every image under ``images`` (no labels): ``path``, ``image_index``, ``image``, ``error``, ``dicom``.
 
     PNG, JPEG and DICOM files are read (``.dcm``/``.dicom``, and on a local file system any other file that
-    carries DICOM's ``DICM`` magic); ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`).
+    carries DICOM's ``DICM`` magic); ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`) and
+    ``decode_timeout`` the seconds allowed per DICOM file (:mod:`cxrzoo.ingest.sandbox`).
     """
     listed = list_image_paths(spark, images)
     schema = T.StructType([T.StructField("path", T.StringType(), False),
                            T.StructField("image_index", T.StringType(), False)])
     rows = sorted((p, n) for n, p in listed.items())
-    return decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi)
+    return decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi, decode_timeout)
 
 
 def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
                          split: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                         voi: str = "auto") -> tuple[DataFrame, IngestReport]:
+                         voi: str = "auto", decode_timeout: float = DEFAULT_TIMEOUT
+                         ) -> tuple[DataFrame, IngestReport]:
     """Like :func:`read_nih`, and also return the :class:`IngestReport`."""
     if size < 8:
         raise ValueError(f"size must be >= 8, got {size}")
@@ -259,7 +265,7 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
     cols = [c for c in LABEL_SCHEMA.fieldNames() if c in matched.columns]
     rows = [(listed[r[0]],) + tuple(r) for r in matched[cols].itertuples(index=False, name=None)]
     schema = T.StructType([T.StructField("path", T.StringType(), False)] + [LABEL_SCHEMA[c] for c in cols])
-    df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi)
+    df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi, decode_timeout)
     ordered = ["image_index", "patient_id", "labels", "image", "error"] + [
         c for c in df.columns if c not in ("image_index", "patient_id", "labels", "image", "error")]
     log.debug("ingest: %d images matched to labels (size %d)", report.matched, size)
@@ -267,7 +273,8 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
 
 
 def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256, split: str | None = None,
-             max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto") -> DataFrame:
+             max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto",
+             decode_timeout: float = DEFAULT_TIMEOUT) -> DataFrame:
     """Read NIH-format images and labels as a DataFrame.
 
     Parameters
@@ -285,6 +292,9 @@ def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
         Decompression-bomb guard: larger images get an error row.
     voi : {"auto", "window", "percentile", "none"}
         DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`); PNG/JPEG ignore it.
+    decode_timeout : float
+        Seconds allowed per DICOM file, decoded in a child process with capped memory
+        (:mod:`cxrzoo.ingest.sandbox`); past it the row gets an error.
 
     Returns
     -------
@@ -294,4 +304,4 @@ def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
         when decoded), then ``path``, ``follow_up``, ``view_position``, ``dicom`` (header fields of DICOM
         files, null for PNG/JPEG).
     """
-    return read_nih_with_report(spark, images, labels_csv, size, split, max_pixels, voi)[0]
+    return read_nih_with_report(spark, images, labels_csv, size, split, max_pixels, voi, decode_timeout)[0]

@@ -29,6 +29,7 @@ def _gray(value, size: int, decode: bool, path: str | None) -> tuple[np.ndarray 
     """One row's image as (size, size) uint8, or an error message."""
     from cxrzoo.ingest.decode import ImageDecodeError, decode_image
     from cxrzoo.ingest.reader import _read_local
+    from cxrzoo.ingest.sandbox import shared_decoder
 
     name = os.path.basename(path) if path else "image"
     if not decode:
@@ -39,7 +40,7 @@ def _gray(value, size: int, decode: bool, path: str | None) -> tuple[np.ndarray 
         return np.frombuffer(value, np.uint8).reshape(size, size), None
     try:
         data = value if value is not None else (_read_local(path) if path else b"")
-        return decode_image(data, size, name=name)[0], None
+        return decode_image(data, size, name=name, sandbox=shared_decoder())[0], None
     except ImageDecodeError as e:
         return None, f"{name}: {e}"
 
