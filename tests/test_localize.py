@@ -16,7 +16,7 @@ def trained(spark, tmp_path_factory):
     from cxrzoo.synth import write_dataset
 
     root = tmp_path_factory.mktemp("loc")
-    ds = write_dataset(root / "data", n=600, size=256, seed=11)
+    ds = write_dataset(root / "data", n=1000, size=256, seed=11)
     jobs.ingest(spark, str(ds.images), str(ds.labels_csv), str(root / "all.parquet"), size=256)
     parts = split_by_patient(spark.read.parquet(str(root / "all.parquet")), fractions=(0.8, 0.2, 0.0), seed=11,
                              test_list=str(ds.test_list))
