@@ -116,6 +116,11 @@ def decode_image(data: bytes, size: int | None = None, max_pixels: int = DEFAULT
     if is_dicom(data) or name.lower().endswith(DICOM_SUFFIXES):
         if sandbox is not None:
             return sandbox.decode(data, size, max_pixels, voi)
-        img, meta = decode_dicom(data, max_pixels, voi)
-        return (np.ascontiguousarray(resize_area(img, size)) if size is not None else img), meta
+        return decode_dicom_resized(data, size, max_pixels, voi)
     return decode_gray(data, size, max_pixels), None
+
+
+def decode_dicom_resized(data: bytes, size: int | None, max_pixels: int, voi: str) -> tuple[np.ndarray, dict]:
+    """:func:`~cxrzoo.ingest.dicom.decode_dicom`, then the area resize to ``size``² (``None`` keeps the size)."""
+    img, meta = decode_dicom(data, max_pixels, voi)
+    return (np.ascontiguousarray(resize_area(img, size)) if size is not None else img), meta

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cxrzoo.arrowutil import rows_to_binary_array
-from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, DICOM_SUFFIXES, ImageDecodeError, decode_image
 from cxrzoo.ingest.dicom import VOI_MODES, is_dicom
 from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
 from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT, shared_decoder
@@ -33,7 +33,7 @@ from cxrzoo.io import local_path
 log = logging.getLogger(__name__)
 
 IMAGE_GLOB = "*.{png,PNG,jpg,JPG,jpeg,JPEG,dcm,DCM,dicom,DICOM}"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg") + DICOM_SUFFIXES
 DICOM_SCHEMA = T.StructType([
     T.StructField("patient_id", T.StringType(), True),
     T.StructField("study_uid", T.StringType(), True),

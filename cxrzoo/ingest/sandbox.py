@@ -171,8 +171,7 @@ def _serve() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     import pydicom.pixels  # noqa: F401  (imported before "ready": a file's time is its decoding)
 
-    from cxrzoo.ingest.decode import resize_area
-    from cxrzoo.ingest.dicom import decode_dicom
+    from cxrzoo.ingest.decode import decode_dicom_resized
 
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(1), "wb")  # the protocol's own descriptor: a codec printing on stdout cannot corrupt it
@@ -187,9 +186,7 @@ def _serve() -> None:
         plen = struct.unpack("<I", body[:4])[0]
         params = json.loads(body[4:4 + plen])
         try:
-            img, meta = decode_dicom(body[4 + plen:], params["max_pixels"], params["voi"])
-            if params["size"] is not None:
-                img = np.ascontiguousarray(resize_area(img, params["size"]))
+            img, meta = decode_dicom_resized(body[4 + plen:], params["size"], params["max_pixels"], params["voi"])
             meta["_shape"] = list(img.shape)
             blob = json.dumps(meta).encode()
             _write(out, b"O", struct.pack("<I", len(blob)) + blob + img.tobytes())
