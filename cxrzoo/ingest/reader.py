@@ -22,6 +22,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_type
 
 from cxrzoo.arrowutil import rows_to_binary_array
 from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, DICOM_SUFFIXES, ImageDecodeError, decode_image
@@ -76,7 +77,7 @@ class IngestReport:
 
 
 def _decode_batches(size: int, max_pixels: int, keep: list[str], voi: str, timeout: float):
-    dicom_type = _arrow_struct(DICOM_SCHEMA)
+    dicom_type = to_arrow_type(DICOM_SCHEMA)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sandbox = shared_decoder(timeout)  # DICOM files: a child process with bounded memory and time
@@ -106,14 +107,6 @@ def _decode_batches(size: int, max_pixels: int, keep: list[str], voi: str, timeo
                 cols + [images, pa.array(errors, pa.string()), pa.array(metas, dicom_type)],
                 names=keep + ["image", "error", "dicom"])
     return run
-
-
-def _arrow_struct(schema: T.StructType) -> pa.DataType:
-    kinds = {T.StringType: pa.string(), T.IntegerType: pa.int32(), T.DoubleType: pa.float64()}
-
-    def arrow(t: T.DataType) -> pa.DataType:
-        return pa.list_(arrow(t.elementType)) if isinstance(t, T.ArrayType) else kinds[type(t)]
-    return pa.struct([pa.field(f.name, arrow(f.dataType)) for f in schema.fields])
 
 
 def _read_local(path: str) -> bytes:
