@@ -8,9 +8,11 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -54,8 +56,8 @@ def _train_cmd(data: str, out: Path, ckpt: Path, *extra: str, epochs: int = EPOC
             "--driver-memory", "2g", "--no-progress", *extra]
 
 
-def _start(cmd: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=_env(),
+def _start(cmd: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env or _env(),
                             start_new_session=True)
 
 
@@ -76,6 +78,47 @@ def _adam_steps(spark, checkpoint: Path) -> list[int]:
     if manifest.get("engine") == "torch":  # one optimizer (DDP): the steps its parameters took, once per worker
         return manifest["steps"] * 2
     return [m["evalCounter"] for part in manifest["partitions"] for m in part.values()]
+
+
+def _ui_conf(tmp_path: Path) -> tuple[dict, int]:
+    """An environment whose driver serves Spark's UI on a free port (a spark-defaults.conf in SPARK_CONF_DIR)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "spark-conf"
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text(f"spark.ui.port {port}\n")
+    return {**_env(), "SPARK_CONF_DIR": str(conf)}, port
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _wait_for_epoch_running(port: int, epoch: int, tasks: int, proc: subprocess.Popen, log: Path,
+                            timeout: float = 600) -> str:
+    """Wait until the driver's UI shows epoch ``epoch``'s training job with ``tasks`` tasks running; its app id.
+
+    Killing an executor then lands inside that epoch's barrier stage, not in the validation or checkpoint
+    between two epochs (where Spark just re-runs the lost tasks and nothing needs a retry).
+    """
+    deadline, base = time.monotonic() + timeout, f"http://127.0.0.1:{port}/api/v1/applications"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"training exited ({proc.returncode}) before epoch {epoch}:\n{log.read_text()[-3000:]}")
+        try:
+            app = _get(base)[0]["id"]
+            jobs_now = _get(f"{base}/{app}/jobs?status=running")
+        except (OSError, IndexError, KeyError, ValueError):
+            time.sleep(0.2)  # the UI is not up yet
+            continue
+        for job in jobs_now:
+            if f"epoch {epoch}/" in job.get("description", "") and job.get("numActiveTasks", 0) >= tasks:
+                return app
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail(f"epoch {epoch}'s training job never ran {tasks} tasks:\n{log.read_text()[-3000:]}")
 
 
 def _history(model_dir: Path) -> list[dict]:
@@ -108,10 +151,10 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
         # no --executor-cores / --num-executors: cxrzoo reads what the cluster granted (1 core per worker)
         cmd = _train_cmd(cluster_data, out, ckpt, "--master", cluster.master_url, "--executor-memory", "1200m",
                          "--schedule", "cosine", epochs=CLUSTER_EPOCHS)
-        proc = _start(cmd, log)
-        _wait_for(ckpt / "epoch-0002", proc, log)
-        time.sleep(1.0)  # into the third epoch
-        pids = executor_pids()
+        env, port = _ui_conf(tmp_path)
+        proc = _start(cmd, log, env)
+        app = _wait_for_epoch_running(port, 3, 2, proc, log)  # the third epoch's barrier stage, both tasks
+        pids = executor_pids(app)
         assert len(pids) == 2, pids  # one executor per worker
         os.kill(pids[0], signal.SIGKILL)
         rc = proc.wait(timeout=900)
@@ -120,7 +163,7 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
     assert rc == 0, text[-4000:]
     assert "Lost executor" in text  # Spark saw the executor die
     assert "epoch 3 failed" in text and "retry 1 of 2 from the last checkpoint" in text  # and the epoch was redone
-    assert len(status["workers"]) == 2 and executor_pids() == []  # the cluster we started is stopped
+    assert len(status["workers"]) == 2 and executor_pids(app) == []  # the cluster we started is stopped
     assert [h["epoch"] for h in _history(out)] == list(range(CLUSTER_EPOCHS))
     assert "missed updates" not in text
     assert _adam_steps(spark, ckpt / f"epoch-{CLUSTER_EPOCHS:04d}") == [CLUSTER_EPOCHS * 200 // 8] * 2

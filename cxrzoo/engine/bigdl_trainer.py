@@ -206,7 +206,11 @@ class BigDLTrainer(Trainer):
         self._push_optim_state()
         executors = jvmu.executor_ids(sc)
         t0 = time.perf_counter()
-        self._opt.optimize()
+        sc.setJobDescription(f"cxrzoo train: epoch {epoch + 1}/{self.config.epochs}")  # in Spark's UI
+        try:
+            self._opt.optimize()
+        finally:
+            sc.setJobDescription(None)
         seconds = time.perf_counter() - t0
         if new_data:  # drop the previous epoch's cached training set; keep this one for reuse
             jvmu.unpersist(sc, self._cached)

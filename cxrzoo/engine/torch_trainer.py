@@ -134,12 +134,14 @@ class TorchTrainer(Trainer):
         state = self._sc.broadcast(blob)
         job = self._job(data, epoch)
         t0 = time.perf_counter()
+        self._sc.setJobDescription(f"cxrzoo train: epoch {epoch + 1}/{self.config.epochs}")  # in Spark's UI
         try:
             rows = frame.mapInArrow(lambda batches: run_task(batches, job, state.value), RESULT_SCHEMA,
                                     barrier=True).collect()
         except Exception as e:  # noqa: BLE001 - py4j/Spark errors of a failed stage
             raise EpochFailedError(f"torch epoch {epoch + 1} failed: {_reason(e)}") from e
         finally:
+            self._sc.setJobDescription(None)
             state.destroy()
         seconds = time.perf_counter() - t0
         stats = [json.loads(r.payload) for r in rows if r.part == -1]
