@@ -18,8 +18,14 @@ SEED_MEAN = .8093
 
 
 def auc_from_ranks(y: np.ndarray, p: np.ndarray) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U with tied scores averaged); None without both classes."""
-    y = np.asarray(y) > 0.5
+    """Area under the ROC curve (Mann-Whitney U with tied scores averaged); None without both classes.
+
+    NaN labels (unknown for that image, :mod:`cxrzoo.targets`) are left out with their scores."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    known = ~np.isnan(y)
+    if not known.all():
+        y, p = y[known], p[known]
+    y = y > 0.5
     npos = int(y.sum())
     nneg = y.size - npos
     if npos == 0 or nneg == 0:

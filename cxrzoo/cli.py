@@ -53,7 +53,14 @@ def cmd_spark_conf(args: argparse.Namespace) -> None:
 
 def cmd_synth(args: argparse.Namespace) -> None:
     from cxrzoo.synth import write_dataset
+    from cxrzoo.synth.formats import write_chexpert, write_mimic
 
+    if args.format != "nih":
+        write = write_chexpert if args.format == "chexpert" else write_mimic
+        f = write(args.out, n=args.n, size=args.size, seed=args.seed, workers=args.workers)
+        log.info("wrote %d images (%d², %s layout) in %.1fs under %s\n%s", f.n, args.size, args.format, f.seconds,
+                 f.root, "\n".join(f"{k}: {v}" for k, v in f.csvs.items()))
+        return
     r = write_dataset(args.out, n=args.n, size=args.size, seed=args.seed, workers=args.workers)
     log.info("wrote %d images (%d²) in %.1fs\nimages: %s\nlabels: %s\nboxes:  %s\nsplits: %s, %s", r.n, args.size,
              r.seconds, r.images, r.labels_csv, r.bbox_csv, r.train_val_list, r.test_list)
@@ -63,7 +70,8 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
 
     rep = jobs.ingest(_spark(args), args.images, args.labels, args.out, size=args.size, split=args.split,
-                      voi=args.voi)
+                      voi=args.voi, source=args.source, metadata=args.metadata, policy=args.policy,
+                      unmentioned=args.unmentioned, split_name=args.split_name)
     log.info("ingested %d images to %s (%d without a CSV row, %d CSV rows without an image, %d outside the split)",
              rep.matched, args.out, rep.images_without_row, rep.rows_without_image, rep.outside_split)
 
@@ -86,6 +94,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                   summaryDir=args.summary_dir or "", allowPatientOverlap=args.allow_patient_overlap,
                   keepBest=not args.keep_last, thresholdMethod=args.threshold_method,
                   targetSensitivity=args.target_sensitivity)
+    if args.labels:
+        params["labels"] = [n.strip() for n in args.labels.split(",")]
     progress = EpochProgress(args.epochs).attached() if not args.no_progress else contextlib.nullcontext()
     with progress:
         jobs.train(_spark(args), args.data, args.out, validation=args.validation, crop=args.crop, **params)

@@ -68,6 +68,10 @@ def _add_train(sub) -> None:
     p.add_argument("--keep-last", action="store_true",
                    help="keep the last epoch's weights (default: with --validation, the epoch of the best validation "
                         "mean AUC)")
+    p.add_argument("--labels", default=None,
+                   help="comma-separated labels to train, from the harmonised ones (NIH's 14, then Enlarged "
+                   "Cardiomediastinum, Lung Opacity, Lung Lesion, Pleural Other, Fracture, Support Devices) "
+                   "(default: NIH's 14)")
     p.add_argument("--threshold-method", default="youden", choices=["youden", "sensitivity"],
                    help="per-label operating threshold chosen on --validation: youden (max sensitivity + "
                         "specificity - 1) or sensitivity (reach --target-sensitivity) (default: youden)")
@@ -115,8 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "else a new file under $CXRZOO_LOG_DIR or /tmp/cxrzoo-logs)")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("synth", help="write a synthetic NIH-format dataset")
+    p = sub.add_parser("synth", help="write a synthetic dataset in NIH's, CheXpert's or MIMIC-CXR-JPG's layout")
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--format", default="nih", choices=["nih", "chexpert", "mimic"],
+                   help="on-disk layout and CSV headers (default: nih)")
     p.add_argument("--n", type=int, default=500, help="number of images (default: 500)")
     p.add_argument("--size", type=int, default=1024, help="image side in pixels (default: 1024)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
@@ -125,10 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="decode + label images into Parquet")
     p.add_argument("--images", required=True, help="directory of PNG/JPEG/DICOM files (searched recursively; "
                    "DICOM as .dcm, or any other name with the DICM magic)")
-    p.add_argument("--labels", required=True, help="NIH Data_Entry_2017*.csv[.gz]")
+    p.add_argument("--source", default="nih", choices=["nih", "chexpert", "mimic"],
+                   help="label layout: nih (Data_Entry_2017.csv), chexpert (train.csv / valid.csv), mimic "
+                   "(MIMIC-CXR's CSVs) (default: nih)")
+    p.add_argument("--labels", required=True, help="nih: Data_Entry_2017*.csv[.gz]; chexpert: train.csv or "
+                   "valid.csv; mimic: mimic-cxr-2.0.0-chexpert.csv[.gz]")
     p.add_argument("--out", required=True, help="output Parquet directory (replaced atomically)")
     p.add_argument("--size", type=int, default=256, help="side of the gray images stored (default: 256)")
-    p.add_argument("--split", default=None, help="NIH split list (train_val_list.txt / test_list.txt)")
+    p.add_argument("--split", default=None, help="nih: a split list (train_val_list.txt / test_list.txt); "
+                   "mimic: mimic-cxr-2.0.0-split.csv[.gz]")
+    p.add_argument("--metadata", default=None, help="mimic: mimic-cxr-2.0.0-metadata.csv[.gz] (required)")
+    p.add_argument("--split-name", default=None, choices=["train", "validate", "test"],
+                   help="mimic: keep only this split of --split")
+    p.add_argument("--policy", default="ones", choices=["ones", "zeros", "ignore"],
+                   help="chexpert/mimic: an uncertain (-1) label becomes positive, negative, or masked (default: "
+                   "ones)")
+    p.add_argument("--unmentioned", default="zeros", choices=["zeros", "ignore"],
+                   help="chexpert/mimic: a blank label becomes negative or masked (default: zeros)")
     p.add_argument("--voi", default="auto", choices=["auto", "window", "percentile", "none"],
                    help="DICOM's VOI rule: auto (VOI LUT, else the window, else percentiles), window, percentile "
                    "(0.5-99.5), none (min-max); PNG/JPEG ignore it (default: auto)")

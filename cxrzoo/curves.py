@@ -50,6 +50,13 @@ def _pr_on_grid(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.where(idx < len(env), env[np.minimum(idx, len(env) - 1)], 0.0)
 
 
+def _known(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` and ``p`` (float64) without the entries whose label is NaN (unknown, :mod:`cxrzoo.targets`)."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    keep = ~np.isnan(y)
+    return (y, p) if keep.all() else (y[keep], p[keep])
+
+
 def curves_with_bands(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int = 0,
                       level: float = 0.95) -> dict | None:
     """ROC (TPR on an FPR grid) and PR (precision on a recall grid), each with a percentile bootstrap band.
@@ -57,8 +64,8 @@ def curves_with_bands(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int
     Returns ``{"grid", "roc", "roc_lo", "roc_hi", "pr", "pr_lo", "pr_hi", "prevalence"}`` (arrays over
     :data:`GRID`), or None when ``y`` lacks a class.  Resamples that lack a class are skipped.
     """
-    y = np.asarray(y, np.float64) > 0.5
-    p = np.asarray(p, np.float64)
+    y, p = _known(y, p)
+    y = y > 0.5
     if y.all() or not y.any():
         return None
     rng = np.random.default_rng(seed)
@@ -81,8 +88,9 @@ def curves_with_bands(y: np.ndarray, p: np.ndarray, n_boot: int = 200, seed: int
 def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict:
     """Calibration over equal-width probability bins: per bin the mean probability, the observed rate and the
     count, and the expected calibration error ECE = Σ (n_b / N) |rate_b − mean_b|."""
-    y = np.asarray(y, np.float64).ravel()
-    p = np.asarray(p, np.float64).ravel()
+    y, p = np.asarray(y, np.float64).ravel(), np.asarray(p, np.float64).ravel()
+    if y.shape == p.shape:
+        y, p = _known(y, p)
     if y.shape != p.shape or y.size == 0:
         raise ValueError(f"need matching, non-empty labels and probabilities, got {y.shape} and {p.shape}")
     which = np.minimum((p * bins).astype(int), bins - 1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from pyspark.sql import functions as F
 
 from cxrzoo.bootstrap import CHEXNET_AUC, CHEXNET_MEAN, SEED_MEAN, auc_table, bootstrap_ci
 from cxrzoo.labels import LABELS
+from cxrzoo.targets import MASK_COL, target_column
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +64,16 @@ class AucReport:
             v = self.ci95.get(key)
             return f"  [{v[0]:.3f}, {v[1]:.3f}]" if v else " " * 16
 
-        lines = [f"{'label':<20}{'positives':>10}{'AUC':>9}{'95% CI':>16}{'CheXNet*':>10}"]
+        lines = [f"{'label':<28}{'positives':>10}{'AUC':>9}{'95% CI':>16}{'CheXNet*':>10}"]
         for name in self.auc:
             v = self.auc[name]
             shown = f"{v:9.4f}" if v is not None else "      n/a"
             note = "" if v is not None else ("  (no positives)" if self.positives[name] == 0 else "  (no negatives)")
             ref = CHEXNET_AUC.get(name)
-            lines.append(f"{name:<20}{self.positives[name]:>10}{shown}{ci(name)}"
+            lines.append(f"{name:<28}{self.positives[name]:>10}{shown}{ci(name)}"
                          f"{(f'{ref:10.4f}' if ref else ' ' * 10)}{note}")
         m = self.mean_auc
-        lines.append(f"{'mean':<20}{self.n:>10}{(f'{m:9.4f}' if m is not None else '      n/a')}{ci('mean_auc')}"
+        lines.append(f"{'mean':<28}{self.n:>10}{(f'{m:9.4f}' if m is not None else '      n/a')}{ci('mean_auc')}"
                      f"{CHEXNET_MEAN:10.4f}")
         h = self.headline_auc
         lines.append(f"mean over the {len(self.measured)} labels with >= {self.min_positives} positives: "
@@ -85,17 +87,21 @@ class AucReport:
         return "\n".join(lines)
 
 
-def scored_arrays(df: DataFrame, label_col: str, prob_col: str, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, width) float64 labels and probabilities of the rows whose probabilities are not null, through Arrow."""
-    scored = df.where(F.col(prob_col).isNotNull()).select(
-        *[F.col(label_col)[i].cast("double").alias(f"y{i}") for i in range(width)],
-        *[F.col(prob_col)[i].cast("double").alias(f"p{i}") for i in range(width)])
+def scored_arrays(df: DataFrame, label_col: str, prob_col: str, labels: Sequence[str],
+                  mask_col: str = MASK_COL) -> tuple[np.ndarray, np.ndarray]:
+    """(N, L) float64 labels and probabilities of the rows whose probabilities are not null, through Arrow.
+
+    The labels are ``labels`` picked by name from the harmonised ``label_col`` (:func:`cxrzoo.targets.target_column`),
+    NaN where ``mask_col`` marks them unknown.
+    """
+    width = len(labels)
+    target = target_column(df, labels, label_col, mask_col)
+    scored = df.where(F.col(prob_col).isNotNull()).select(target.alias("_y"), F.col(prob_col).alias("_p"))
+    scored = scored.select(*[F.col("_y")[i].cast("double").alias(f"y{i}") for i in range(width)],
+                           *[F.col("_p")[i].cast("double").alias(f"p{i}") for i in range(width)])
     table = scored.toPandas()
     y = table[[f"y{i}" for i in range(width)]].to_numpy(np.float64).reshape(-1, width)
     p = table[[f"p{i}" for i in range(width)]].to_numpy(np.float64).reshape(-1, width)
-    if np.isnan(y).any():
-        raise ValueError(f"{label_col!r} has null or short label arrays in {int(np.isnan(y).any(axis=1).sum())} "
-                         f"scored rows; every row needs {width} labels")
     return y, p
 
 
@@ -107,8 +113,9 @@ def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "prob
     Parameters
     ----------
     df : DataFrame
-        Has ``label_col`` and ``prob_col``, both array<float> of ``len(labels)``;
-        rows whose probabilities are null (undecodable images) are left out.
+        Has ``label_col`` (harmonised, :data:`cxrzoo.labels.ALL_LABELS`, or NIH's 14) and ``prob_col``
+        (array<float> of ``len(labels)``); rows whose probabilities are null (undecodable images) are left
+        out, and so, per label, are entries ``label_mask`` marks unknown.
     bootstrap : int
         Resamples for 95 % percentile confidence intervals (0: none).
     min_positives : int
@@ -119,19 +126,22 @@ def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "prob
     The labels and probabilities are collected to the driver (14 doubles twice per image, about
     230 MB per million images) and ranked there with NumPy.
     """
-    y, p = scored_arrays(df, label_col, prob_col, len(labels))
+    y, p = scored_arrays(df, label_col, prob_col, labels)
     n = len(y)
-    pos = {name: int(y[:, i].sum()) for i, name in enumerate(labels)}
+    pos = {name: int(np.nansum(y[:, i])) for i, name in enumerate(labels)}
     auc = auc_table(y, p, labels)["auc"]
     ci = bootstrap_ci(y, p, labels, n_boot=bootstrap, seed=seed) if bootstrap > 0 and n > 0 else {}
     return AucReport(auc, pos, n, ci, min_positives)
 
 
-def bce_loss(df: DataFrame, label_col: str = "labels", prob_col: str = "probabilities") -> float | None:
-    """Mean binary cross-entropy of ``prob_col`` against ``label_col`` over every label and row (probabilities
-    clipped to [1e-7, 1 − 1e-7]); None when no row is scored."""
-    per_row = F.expr(
-        f"aggregate(zip_with(`{label_col}`, `{prob_col}`, (y, p) -> -(y * ln(least(greatest(p, 1e-7), 1 - 1e-7)) "
-        f"+ (1 - y) * ln(1 - least(greatest(p, 1e-7), 1 - 1e-7)))), 0D, (acc, v) -> acc + v) / size(`{label_col}`)")
-    row = df.where(F.col(prob_col).isNotNull()).select(F.avg(per_row).alias("loss")).first()
+def bce_loss(df: DataFrame, label_col: str = "labels", prob_col: str = "probabilities",
+             labels: Sequence[str] = LABELS) -> float | None:
+    """Mean binary cross-entropy of ``prob_col`` against ``labels`` of ``label_col`` over every known label entry
+    of every scored row (probabilities clipped to [1e-7, 1 − 1e-7]); None when no entry is."""
+    y = target_column(df, labels, label_col)
+    per = F.expr(
+        "zip_with(`_y`, `_p`, (y, p) -> CASE WHEN isnan(y) THEN NULL ELSE -(y * ln(least(greatest(p, 1e-7), "
+        "1 - 1e-7)) + (1 - y) * ln(1 - least(greatest(p, 1e-7), 1 - 1e-7))) END)")
+    scored = df.where(F.col(prob_col).isNotNull()).select(y.alias("_y"), F.col(prob_col).alias("_p"))
+    row = scored.select(F.explode(per).alias("v")).select(F.avg("v").alias("loss")).first()
     return None if row is None or row["loss"] is None else float(row["loss"])

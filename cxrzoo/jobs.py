@@ -28,12 +28,38 @@ from cxrzoo.train import CXREstimator, CXRModel
 log = logging.getLogger(__name__)
 
 
+SOURCES = ("nih", "chexpert", "mimic")
+
+
 def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 256,
-           split: str | None = None, voi: str = "auto") -> IngestReport:
-    """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``;
-    ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`)."""
+           split: str | None = None, voi: str = "auto", source: str = "nih", metadata: str | None = None,
+           policy: str = "ones", unmentioned: str = "zeros", split_name: str | None = None) -> IngestReport:
+    """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``.
+
+    ``source`` picks the label layout: ``nih`` (``labels`` a Data_Entry CSV, ``split`` a split list),
+    ``chexpert`` (``labels`` train.csv or valid.csv) or ``mimic`` (``labels`` the CheXpert-labeler CSV,
+    ``metadata`` the metadata CSV, ``split`` the split CSV and ``split_name`` one of its splits).  ``policy``
+    and ``unmentioned`` are CheXpert's uncertainty rules (:mod:`cxrzoo.ingest.sources_csv`); ``voi`` is
+    DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`).
+    """
+    from cxrzoo.ingest import read_chexpert_with_report, read_mimic_cxr_with_report
+
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source != "mimic" and (metadata or split_name):
+        raise ValueError("metadata and split_name are MIMIC-CXR's (source='mimic')")
+    if source == "mimic" and not metadata:
+        raise ValueError("source='mimic' needs metadata (mimic-cxr-2.0.0-metadata.csv[.gz])")
+    if source == "chexpert" and split:
+        raise ValueError("CheXpert's splits are its two CSVs (train.csv, valid.csv): ingest each with its own labels")
     with SparkProgress(spark, "ingest"):
-        df, report = read_nih_with_report(spark, images, labels, size=size, split=split, voi=voi)
+        if source == "nih":
+            df, report = read_nih_with_report(spark, images, labels, size=size, split=split, voi=voi)
+        elif source == "chexpert":
+            df, report = read_chexpert_with_report(spark, images, labels, policy, unmentioned, size=size, voi=voi)
+        else:
+            df, report = read_mimic_cxr_with_report(spark, images, metadata, labels, split, policy, unmentioned,
+                                                    split_name, size=size, voi=voi)
         write_parquet_atomic(df, out, files={"_ingest_report.json": json.dumps(report.as_dict(), indent=1) + "\n"})
     errors = spark.read.parquet(out).where(F.col("error").isNotNull()).select("error").limit(5).collect()
     for row in errors:
@@ -103,12 +129,13 @@ def evaluate(spark: SparkSession, model_dir: str, data: str, bootstrap: int = 10
             if image_side(df) != int(card.get("image_size") or 256):
                 raise ValueError(f"{data} holds {image_side(df)}² images but {model_dir} was trained on "
                                  f"{card.get('image_size')}² ones; re-ingest with --size {card.get('image_size')}")
-            return evaluate_auc(OpenVINOScorer(modelDir=str(ir)).transform(df), bootstrap=bootstrap)
+            return evaluate_auc(OpenVINOScorer(modelDir=str(ir)).transform(df), bootstrap=bootstrap,
+                                labels=tuple(card["labels"]))
     model = CXRModel.load(model_dir)
     if model.getPreprocessor() is None:  # trained on given features: apply the same chain without augmentation
         prep = CXRPreprocessor(cropSize=model.spec.input_size, normalization=model.getNormalization(), augment=False)
         df = prep.transform(df)
-    return evaluate_auc(model.transform(df), bootstrap=bootstrap)
+    return evaluate_auc(model.transform(df), bootstrap=bootstrap, labels=tuple(model.getLabels()))
 
 
 def export(model_dir: str, out: str, metrics: dict | None = None, precision: str = "fp32",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pyspark.ml.param import Param, Params, TypeConverters
 
+from cxrzoo.labels import LABELS, label_indices
 from cxrzoo.normalization import CAFFE_MEAN, NORMALIZATIONS
 
 
@@ -99,6 +100,33 @@ class HasModelName(Params):
     def setModelName(self, value: str) -> "Params":
         """Sets the value of :py:attr:`modelName`."""
         return self._set(modelName=value)
+
+
+def _label_names(value) -> list[str]:
+    names = TypeConverters.toListString(value.split(",") if isinstance(value, str) else value)
+    names = [n.strip() for n in names]
+    label_indices(names)  # an unknown or repeated label fails here, naming the harmonised ones
+    return names
+
+
+class HasTargetLabels(Params):
+    """Mixin for param labels: the harmonised labels (cxrzoo.labels.ALL_LABELS) a model is trained to predict."""
+
+    labels = Param(Params._dummy(), "labels", "the labels trained, in output order: names from "
+                   "cxrzoo.labels.ALL_LABELS (default: NIH's 14); entries label_mask marks unknown are left out of "
+                   "the loss", typeConverter=_label_names)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(labels=list(LABELS))
+
+    def getLabels(self) -> list[str]:
+        """Gets the value of labels or its default value."""
+        return list(self.getOrDefault(self.labels) or LABELS)
+
+    def setLabels(self, value) -> "Params":
+        """Sets the value of :py:attr:`labels` (a list of names, or one comma-separated string)."""
+        return self._set(labels=value)
 
 
 class HasTrainingParams(Params):

@@ -25,7 +25,7 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, labels, method: str = "youde
     Parameters
     ----------
     y, p : numpy.ndarray
-        (N, L) labels (0/1) and probabilities, L = ``len(labels)``.
+        (N, L) labels (0/1, NaN where unknown: left out) and probabilities, L = ``len(labels)``.
     method : {"youden", "sensitivity"}
     target_sensitivity : float
         With ``method="sensitivity"``: the sensitivity to reach, in (0, 1].
@@ -39,12 +39,13 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, labels, method: str = "youde
         raise ValueError(f"labels {y.shape} and probabilities {p.shape} must both be (N, {len(labels)})")
     out: dict[str, dict | None] = {}
     for j, name in enumerate(labels):
-        yj = y[:, j] > 0.5
+        known = ~np.isnan(y[:, j])  # NaN: unknown for that image (cxrzoo.targets)
+        yj = y[known, j] > 0.5
         npos = int(yj.sum())
         if npos == 0 or npos == yj.size:
             out[name] = None
             continue
-        t, sens, spec = roc_points(yj, p[:, j])
+        t, sens, spec = roc_points(yj, p[known, j])
         if method == "youden":
             k = int(np.argmax(sens + spec - 1.0))  # first maximum in descending thresholds: the highest
         else:

@@ -96,12 +96,12 @@ def _get(url: str):
         return json.loads(r.read())
 
 
-def _wait_for_epoch_running(port: int, epoch: int, tasks: int, proc: subprocess.Popen, log: Path,
-                            timeout: float = 600) -> str:
-    """Wait until the driver's UI shows epoch ``epoch``'s training job with ``tasks`` tasks running; its app id.
+def _wait_for_epoch_running(port: int, epoch: int, proc: subprocess.Popen, log: Path, timeout: float = 600) -> str:
+    """Wait until the driver's UI shows a job of epoch ``epoch``'s training running; return the app id.
 
-    Killing an executor then lands inside that epoch's barrier stage, not in the validation or checkpoint
-    between two epochs (where Spark just re-runs the lost tasks and nothing needs a retry).
+    Killing an executor then lands inside that epoch (torch: its barrier stage; BigDL: one of its iterations'
+    jobs, and BigDL's epoch spans them all), not in the validation or checkpoint between two epochs, where
+    Spark just re-runs the lost tasks and nothing needs a retry.
     """
     deadline, base = time.monotonic() + timeout, f"http://127.0.0.1:{port}/api/v1/applications"
     while time.monotonic() < deadline:
@@ -114,11 +114,11 @@ def _wait_for_epoch_running(port: int, epoch: int, tasks: int, proc: subprocess.
             time.sleep(0.2)  # the UI is not up yet
             continue
         for job in jobs_now:
-            if f"epoch {epoch}/" in job.get("description", "") and job.get("numActiveTasks", 0) >= tasks:
+            if f"epoch {epoch}/" in job.get("description", "") and job.get("numActiveTasks", 0) >= 1:
                 return app
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail(f"epoch {epoch}'s training job never ran {tasks} tasks:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"no job of epoch {epoch}'s training seen running:\n{log.read_text()[-3000:]}")
 
 
 def _history(model_dir: Path) -> list[dict]:
@@ -153,7 +153,7 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
                          "--schedule", "cosine", epochs=CLUSTER_EPOCHS)
         env, port = _ui_conf(tmp_path)
         proc = _start(cmd, log, env)
-        app = _wait_for_epoch_running(port, 3, 2, proc, log)  # the third epoch's barrier stage, both tasks
+        app = _wait_for_epoch_running(port, 3, proc, log)  # inside the third epoch
         pids = executor_pids(app)
         assert len(pids) == 2, pids  # one executor per worker
         os.kill(pids[0], signal.SIGKILL)

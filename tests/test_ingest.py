@@ -8,7 +8,7 @@ import pytest
 
 from cxrzoo.ingest import (ImageDecodeError, LabelFileError, decode_gray, read_labels_csv, read_nih,
                            read_nih_with_report)
-from cxrzoo.labels import LABELS
+from cxrzoo.labels import ALL_LABELS
 
 from conftest import NIH_CSV, NIH_SAMPLE, needs_nih
 
@@ -26,7 +26,10 @@ def test_schema_and_values(spark, ingested, synth_ds):
                      interpolation=cv2.INTER_AREA)
     np.testing.assert_array_equal(img, ref)
     labels = read_labels_csv(synth_ds.labels_csv).set_index("image_index")["labels"]
-    assert list(rows[name].labels) == labels[name]
+    for name, row in rows.items():  # harmonised: NIH's 14 first, then the 6 NIH does not state (masked)
+        assert list(row.labels) == labels[name] + [0.0] * 6, name
+        assert list(row.label_mask) == [1.0] * 14 + [0.0] * 6, name
+    assert df.columns[:6] == ["image_index", "patient_id", "labels", "label_mask", "image", "error"]
 
 
 def test_split_restricts_rows(spark, synth_ds):
@@ -111,7 +114,7 @@ def test_real_nih_sample(spark):
     assert len(rows) == 14 and report.images_without_row == 0
     assert report.rows_without_image == 112120 - 14
     assert all(r.error is None and len(r.image) == 256 * 256 for r in rows.values())
-    assert list(rows["00000001_000.png"].labels) == [1.0 if n == "Cardiomegaly" else 0.0 for n in LABELS]
+    assert list(rows["00000001_000.png"].labels) == [1.0 if n == "Cardiomegaly" else 0.0 for n in ALL_LABELS]
     rgba = rows["00000004_000.png"]  # colour type 6 in the original release
     ref = cv2.resize(cv2.imread(str(NIH_SAMPLE / "00000004_000.png"), cv2.IMREAD_GRAYSCALE), (256, 256),
                      interpolation=cv2.INTER_AREA)

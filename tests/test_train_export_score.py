@@ -46,7 +46,7 @@ def test_transform_adds_probabilities(spark, ingested, trained):
 
 def test_training_lowers_the_loss(spark, ingested):
     df = _features(spark, ingested).cache()
-    y = np.array([r.labels for r in df.orderBy("image_index").select("labels").collect()])
+    y = np.array([r.labels[:14] for r in df.orderBy("image_index").select("labels").collect()])  # NIH: 14 of 20
 
     def bce(model):
         p = np.array([r.probabilities for r in model.transform(df).orderBy("image_index").collect()])

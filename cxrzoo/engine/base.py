@@ -57,6 +57,7 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     nesterov: bool = True  # sgd only
     class_weights: tuple | None = None  # (w_pos, w_neg) per class for the BCE, None: unweighted
+    masked: bool = False  # some targets are NaN (unknown labels): the loss must skip them (Engine.masks_loss)
     summary_dir: str | None = None  # TensorBoard summaries (None: a temporary directory)
     app_name: str = "cxrzoo"
 
@@ -170,6 +171,7 @@ class Engine(ABC):
     artifact_name: str  # the file or directory of the engine's own format inside a model directory
     user_env: tuple[str, ...] = ()  # of process_env(), the variables a user's own value overrides
     reproducible: bool = False  # the same seed, data and cluster layout train the same weights
+    masks_loss: bool = False  # the loss skips NaN targets (labels unknown for an image, cxrzoo.targets)
 
     @classmethod
     def available(cls) -> str | None:

@@ -119,6 +119,7 @@ class BigDLEngine(Engine):
 
     name = "bigdl"
     artifact_name = "net.bigdl"
+    masks_loss = True  # bigdl_trainer: an unknown label's signed-weight target is 0 (no loss, no gradient)
     user_env = ("KMP_BLOCKTIME",)
 
     def __init__(self, engine_type: str | None = None) -> None:

@@ -41,11 +41,14 @@ def _to_sample(pair):
 
 
 def _weighted_targets(w_pos: np.ndarray, w_neg: np.ndarray):
-    """Map labels y to signed weights t = y·w+ − (1−y)·w− (what :func:`_weighted_bce` expects)."""
+    """Map labels y to signed weights t = y·w+ − (1−y)·w− (what :func:`_weighted_bce` expects); an unknown
+    label (NaN, :mod:`cxrzoo.targets`) to t = 0, which adds nothing to the loss or its gradient."""
     def encode(pair):
         x, y = pair
         y = np.asarray(y, np.float32)
-        return x, y * w_pos - (1.0 - y) * w_neg
+        unknown = np.isnan(y)
+        y0 = np.where(unknown, 0.0, y)
+        return x, np.where(unknown, 0.0, y0 * w_pos - (1.0 - y0) * w_neg).astype(np.float32)
     return encode
 
 
@@ -108,13 +111,15 @@ class BigDLTrainer(Trainer):
     def _criterion(self):
         from bigdl.dllib.nn.criterion import MultiLabelSoftMarginCriterion
 
-        if self.config.class_weights is None:
+        if self.config.class_weights is None and not self.config.masked:
             return MultiLabelSoftMarginCriterion()
-        return _weighted_bce(len(self.config.class_weights[0]))
+        return _weighted_bce(self.spec.num_classes)
 
     def _samples(self, data: RDD) -> RDD:
-        if self.config.class_weights is not None:
-            w_pos, w_neg = (np.asarray(w, np.float32) for w in self.config.class_weights)
+        if self.config.class_weights is not None or self.config.masked:
+            k = self.spec.num_classes  # unweighted but masked: weights of 1, the same BCE as MultiLabelSoftMargin
+            w_pos, w_neg = ((np.asarray(w, np.float32) for w in self.config.class_weights)
+                            if self.config.class_weights is not None else (np.ones(k, np.float32),) * 2)
             data = data.map(_weighted_targets(w_pos, w_neg))
         return data.map(_to_sample)
 

@@ -93,6 +93,7 @@ class TorchEngine(Engine):
 
     name = "torch"
     artifact_name = "torch.safetensors"
+    masks_loss = True  # torch_worker.loss_fn: NaN targets are left out of the loss
     reproducible = True  # seeded per (seed, epoch, rank); rows dealt deterministically; fixed reduction order
 
     def __init__(self, precision: str | None = "auto", compile: bool | None = False,

@@ -91,13 +91,29 @@ def make_optimizer(torch: Any, net: Any, job: EpochJob) -> Any:
 
 
 def loss_fn(torch: Any, class_weights: tuple | None) -> Callable:
-    """BCE on logits, averaged over classes and rows; per class (w+, w−) weighting when given."""
+    """BCE on logits, averaged over classes and rows; per class (w+, w−) weighting when given.
+
+    NaN targets (labels unknown for that image, :mod:`cxrzoo.targets`) are left out: the loss is then the
+    mean over the known entries.  A batch without NaN takes the plain path, bit for bit as before masks.
+    """
     import torch.nn.functional as F
 
-    if class_weights is None:
-        return lambda z, y: F.binary_cross_entropy_with_logits(z, y)
-    w_pos, w_neg = (torch.tensor(np.asarray(w, np.float32)) for w in class_weights)
-    return lambda z, y: F.binary_cross_entropy_with_logits(z, y, weight=y * w_pos + (1 - y) * w_neg)
+    w_pos, w_neg = ((torch.tensor(np.asarray(w, np.float32)) for w in class_weights) if class_weights is not None
+                    else (None, None))
+
+    def weight(y):
+        return None if w_pos is None else y * w_pos + (1 - y) * w_neg
+
+    def loss(z, y):
+        unknown = torch.isnan(y)
+        if not bool(unknown.any()):
+            return F.binary_cross_entropy_with_logits(z, y, weight=weight(y))
+        known = (~unknown).float()  # float32: a bf16 sum would round past 256 entries
+        y0 = torch.where(unknown, torch.zeros_like(y), y)
+        w = known if w_pos is None else known * weight(y0)
+        total = F.binary_cross_entropy_with_logits(z, y0, weight=w, reduction="sum")
+        return total / known.sum().clamp(min=1.0)
+    return loss
 
 
 def run_task(batches: Iterator[pa.RecordBatch], job: EpochJob, state: bytes) -> Iterator[pa.RecordBatch]:

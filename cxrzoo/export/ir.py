@@ -67,7 +67,8 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
     """
     model_dir = Path(model_dir)
     info = read_card(model_dir)
-    spec = create_spec(info["model"], dropout=info.get("dropout", 0.0), input_size=info["input_size"])
+    spec = create_spec(info["model"], num_classes=len(info["labels"]), dropout=info.get("dropout", 0.0),
+                       input_size=info["input_size"])
     image_size = int(image_size or info.get("image_size", 256))
     normalization = normalization or info.get("normalization", "caffe")
     mean, std = NORMALIZATIONS[normalization]
@@ -145,5 +146,5 @@ def _reduce(model: ov.Model, precision: str, size: int, labels: list[str], calib
     if precision == "int8":
         calib, _ = read_labelled_images(calibration, size, limit=CALIBRATION_IMAGES)
         reduced = quantize_int8(model.clone(), calib)
-    x, y = read_labelled_images(data, size)
+    x, y = read_labelled_images(data, size, label_names=labels)
     return reduced, check_precision(model, reduced, precision, x, y, labels)

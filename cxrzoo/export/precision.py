@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import openvino as ov
 
 from cxrzoo.bootstrap import auc_table
+from cxrzoo.labels import LABELS, target_array
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +34,30 @@ def cpu_supports_bf16(core: ov.Core | None = None) -> bool:
     return "BF16" in [str(c).upper() for c in caps]
 
 
-def read_labelled_images(parquet: str | Path, size: int, limit: int | None = None,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded ``(N, size, size)`` uint8 images and ``(N, classes)`` labels of an ingested Parquet dataset.
+def read_labelled_images(parquet: str | Path, size: int, limit: int | None = None, seed: int = 0,
+                         label_names: Sequence[str] = LABELS) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded ``(N, size, size)`` uint8 images and ``(N, len(label_names))`` labels of an ingested Parquet
+    dataset (the model's labels picked from the harmonised ones, NaN where ``label_mask`` is 0).
 
     Rows with an error, no image or another image size are skipped; with ``limit``, a seeded random
     subset of that many rows is taken.
     """
     import pyarrow.parquet as pq
 
-    table = pq.read_table(str(parquet), columns=["image_index", "image", "labels"])
+    names = pq.ParquetDataset(str(parquet)).schema.names
+    cols = ["image_index", "image", "labels"] + (["label_mask"] if "label_mask" in names else [])
+    table = pq.read_table(str(parquet), columns=cols)
     idx = np.argsort(np.array(table.column("image_index").to_pylist(), dtype=object))  # stable order
     images = table.column("image").to_pylist()
     labels = table.column("labels").to_pylist()
+    masks = table.column("label_mask").to_pylist() if "label_mask" in cols else None
     ok = [i for i in idx if images[i] is not None and len(images[i]) == size * size and labels[i] is not None]
     if not ok:
         raise ValueError(f"{parquet} has no {size}x{size} images with labels (ingest with --size {size})")
     if limit is not None and len(ok) > limit:
         ok = sorted(np.random.default_rng(seed).choice(ok, limit, replace=False).tolist())
     x = np.frombuffer(b"".join(images[i] for i in ok), np.uint8).reshape(len(ok), size, size)
-    return x, np.asarray([labels[i] for i in ok], np.float32)
+    return x, target_array([labels[i] for i in ok], [masks[i] for i in ok] if masks else None, label_names)
 
 
 def infer_all(compiled: ov.CompiledModel, images: np.ndarray, batch: int = 16) -> np.ndarray:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -30,6 +31,7 @@ from cxrzoo.ingest.dicom import VOI_MODES, is_dicom
 from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
 from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT, shared_decoder
 from cxrzoo.io import local_path
+from cxrzoo.labels import NIH_MASK, harmonise_nih
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,13 @@ LABEL_SCHEMA = T.StructType([
     T.StructField("follow_up", T.IntegerType(), True),
     T.StructField("view_position", T.StringType(), True),
     T.StructField("labels", T.ArrayType(T.FloatType(), False), False),
-])
+    T.StructField("label_mask", T.ArrayType(T.FloatType(), False), False),
+    T.StructField("study_id", T.StringType(), True),
+    T.StructField("split", T.StringType(), True),
+    T.StructField("sex", T.StringType(), True),
+    T.StructField("age", T.IntegerType(), True),
+])  # the label columns any source may bring (``labels``/``label_mask`` over cxrzoo.labels.ALL_LABELS)
+FIRST = ("image_index", "patient_id", "labels", "label_mask", "image", "error")  # every source's leading columns
 
 
 @dataclass
@@ -142,20 +150,31 @@ def _local_dir(images: str) -> str | None:
     return path
 
 
-def list_image_paths(spark: SparkSession, images: str) -> dict[str, str]:
-    """``{file name: path}`` of every PNG/JPEG under ``images``, recursively."""
+def list_image_paths(spark: SparkSession, images: str, depth: int = 1, stem: bool = False) -> dict[str, str]:
+    """``{key: path}`` of every PNG/JPEG/DICOM file under ``images``, recursively.
+
+    The key is the file name (``depth=1``) or its last ``depth`` path components joined by ``/`` (CheXpert's
+    file names repeat in every study); ``stem=True`` drops the suffix (MIMIC-CXR's files are named by their
+    ``dicom_id``).
+    """
     local = _local_dir(images)
     if local is None:
-        rows = list_image_files(spark, images).select("image_index", "path").collect()
-        return {r.image_index: r.path for r in rows}
+        paths = [r.path for r in list_image_files(spark, images).select("path").collect()]
+    else:
+        paths = []
+        for root, _, files in os.walk(local):
+            for name in files:
+                if name.startswith("."):
+                    continue
+                path = os.path.join(root, name)
+                if name.lower().endswith(IMAGE_SUFFIXES) or _has_dicom_magic(path):
+                    paths.append(path)
     found: dict[str, str] = {}
-    for root, _, files in os.walk(local):
-        for name in files:
-            if name.startswith("."):
-                continue
-            path = os.path.join(root, name)
-            if name.lower().endswith(IMAGE_SUFFIXES) or _has_dicom_magic(path):
-                found[name] = path
+    for path in sorted(paths):
+        key = "/".join(path.replace(os.sep, "/").split("/")[-depth:])
+        if stem and "." in key.rsplit("/", 1)[-1]:
+            key = key.rsplit(".", 1)[0]
+        found[key] = path
     return found
 
 
@@ -185,8 +204,6 @@ def _driver_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) 
     """
     if not rows:
         return spark.createDataFrame([], schema)
-    import pandas as pd
-
     return spark.createDataFrame(pd.DataFrame.from_records(rows, columns=schema.fieldNames()), schema)
 
 
@@ -224,6 +241,37 @@ def read_images(spark: SparkSession, images: str, size: int = 256, max_pixels: i
     return decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi, decode_timeout)
 
 
+def match_report(report: IngestReport, listed: dict[str, str], keys: set[str], all_keys: set[str], images: str,
+                  labels: str, split: str | None) -> set[str]:
+    """Fill ``report`` from the files found and the label rows' keys; warn about what cannot be matched."""
+    on_disk = set(listed)
+    no_row, no_image = sorted(on_disk - all_keys), sorted(keys - on_disk)
+    report.images_found = len(on_disk)
+    report.matched = len(on_disk & keys)
+    report.images_without_row, report.examples_without_row = len(no_row), no_row[:10]
+    report.rows_without_image, report.examples_without_image = len(no_image), no_image[:10]
+    if no_row:
+        log.warning("%d image(s) under %s have no row in %s and are not ingested, e.g. %s",
+                    len(no_row), images, labels, no_row[:3])
+    if no_image:
+        log.warning("%d row(s) of %s%s have no image under %s, e.g. %s", len(no_image), labels,
+                    f" (split {split})" if split else "", images, no_image[:3])
+    return on_disk
+
+
+def ingest_table(spark: SparkSession, images: str, table, listed: dict[str, str], key_col: str, size: int,
+                 max_pixels: int, voi: str, decode_timeout: float) -> DataFrame:
+    """Decode the files ``listed[key]`` of the label rows in ``table`` (a pandas frame with :data:`LABEL_SCHEMA`
+    columns and ``key_col``) into the ingest contract: :data:`FIRST`, then the other columns."""
+    matched = table[table[key_col].isin(set(listed))]
+    cols = [c for c in LABEL_SCHEMA.fieldNames() if c in matched.columns]
+    rows = [(listed[k],) + tuple(None if v is pd.NA or (isinstance(v, float) and v != v) else v for v in r)
+            for k, r in zip(matched[key_col], matched[cols].itertuples(index=False, name=None))]
+    schema = T.StructType([T.StructField("path", T.StringType(), False)] + [LABEL_SCHEMA[c] for c in cols])
+    df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi, decode_timeout)
+    return df.select(*FIRST, *[c for c in df.columns if c not in FIRST])
+
+
 def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
                          split: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                          voi: str = "auto", decode_timeout: float = DEFAULT_TIMEOUT
@@ -232,6 +280,8 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
     if size < 8:
         raise ValueError(f"size must be >= 8, got {size}")
     labels = read_labels_csv(labels_csv)
+    labels["labels"] = labels["labels"].map(harmonise_nih)
+    labels["label_mask"] = [list(NIH_MASK)] * len(labels)
     report = IngestReport(label_rows=len(labels))
     all_csv = set(labels["image_index"])
     if split:
@@ -240,29 +290,9 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
         report.outside_split = int((~keep).sum())
         labels = labels[keep]
     listed = list_image_paths(spark, images)
-    on_disk = set(listed)
-    in_csv = set(labels["image_index"])
-    no_row = sorted(on_disk - all_csv)
-    no_image = sorted(in_csv - on_disk)
-    report.images_found = len(on_disk)
-    report.matched = len(on_disk & in_csv)
-    report.images_without_row, report.examples_without_row = len(no_row), no_row[:10]
-    report.rows_without_image, report.examples_without_image = len(no_image), no_image[:10]
-    if no_row:
-        log.warning("%d image(s) under %s have no row in %s and are not ingested, e.g. %s",
-                    len(no_row), images, labels_csv, no_row[:3])
-    if no_image:
-        log.warning("%d row(s) of %s%s have no image under %s, e.g. %s", len(no_image), labels_csv,
-                    f" (split {split})" if split else "", images, no_image[:3])
-    matched = labels[labels["image_index"].isin(on_disk)]
-    cols = [c for c in LABEL_SCHEMA.fieldNames() if c in matched.columns]
-    rows = [(listed[r[0]],) + tuple(r) for r in matched[cols].itertuples(index=False, name=None)]
-    schema = T.StructType([T.StructField("path", T.StringType(), False)] + [LABEL_SCHEMA[c] for c in cols])
-    df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi, decode_timeout)
-    ordered = ["image_index", "patient_id", "labels", "image", "error"] + [
-        c for c in df.columns if c not in ("image_index", "patient_id", "labels", "image", "error")]
+    match_report(report, listed, set(labels["image_index"]), all_csv, images, labels_csv, split)
     log.debug("ingest: %d images matched to labels (size %d)", report.matched, size)
-    return df.select(*ordered), report
+    return ingest_table(spark, images, labels, listed, "image_index", size, max_pixels, voi, decode_timeout), report
 
 
 def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256, split: str | None = None,
@@ -292,7 +322,8 @@ def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
     Returns
     -------
     DataFrame
-        ``image_index`` string, ``patient_id`` int, ``labels`` array<float>(14),
+        ``image_index`` string, ``patient_id`` int, ``labels`` and ``label_mask`` array<float> over
+        :data:`cxrzoo.labels.ALL_LABELS` (NIH's 14 first; the mask is 0 for the labels NIH does not state),
         ``image`` binary (size² uint8 gray, row-major), ``error`` string (null
         when decoded), then ``path``, ``follow_up``, ``view_position``, ``dicom`` (header fields of DICOM
         files, null for PNG/JPEG).

@@ -67,6 +67,11 @@ class NetSpec:
         """The output node."""
         return self.nodes[-1]
 
+    @property
+    def num_classes(self) -> int:
+        """Width of the logits: the output size of the last linear layer."""
+        return int(next(n for n in reversed(self.nodes) if n.op == "linear").attrs["cout"])
+
 
 class SpecBuilder:
     """Append nodes, each fed by the previous one unless ``inputs`` says otherwise."""

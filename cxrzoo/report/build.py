@@ -18,6 +18,7 @@ from cxrzoo.heatmap import overlay
 from cxrzoo.localize import localization, read_boxes
 from cxrzoo.models.modeldir import read_card as read_model_card
 from cxrzoo.score import OpenVINOScorer, heatmaps_of, read_card
+from cxrzoo.targets import target_column
 
 log = logging.getLogger(__name__)
 GALLERY = 3  # highest-scoring true and false positives shown per label
@@ -39,11 +40,17 @@ class ReportData:
     gallery: dict = field(default_factory=dict)  # label → [(kind, image index, probability, jpeg bytes)]
 
 
+def _ece(y: np.ndarray, p: np.ndarray) -> float | None:
+    """One label's expected calibration error, None when no entry of it is known."""
+    return reliability(y, p)["ece"] if (~np.isnan(y)).any() else None
+
+
 def _summary(df: DataFrame, labels: list[str]) -> dict:
-    """Images, patients, views and label prevalence of the dataset."""
+    """Images, patients, views and label prevalence (positives among the known entries) of the dataset."""
     n = df.count()
+    t = target_column(df, labels)
     row = df.agg(F.countDistinct("patient_id").alias("patients"),
-                 *[F.sum(F.col("labels")[i]).alias(f"l{i}") for i in range(len(labels))]).first()
+                 *[F.sum(F.when(~F.isnan(t[i]), t[i])).alias(f"l{i}") for i in range(len(labels))]).first()
     views = {r[0] or "unknown": r[1] for r in df.groupBy("view_position").count().collect()} \
         if "view_position" in df.columns else {}
     return {"images": n, "patients": row["patients"], "views": views,
@@ -57,7 +64,7 @@ def _operating(y: np.ndarray, p: np.ndarray, labels: list[str], thresholds: dict
         t = thresholds.get(name)
         if not t:
             continue
-        pos, neg = y[:, j] > 0.5, y[:, j] <= 0.5
+        pos, neg = y[:, j] > 0.5, y[:, j] <= 0.5  # NaN (unknown) is neither
         hit = p[:, j] >= t["threshold"]
         out[name] = {"threshold": t["threshold"], "method": t.get("method"),
                      "sensitivity": float(hit[pos].mean()) if pos.any() else None,
@@ -103,17 +110,18 @@ def gather(spark, model_dir: str, data: str, boxes: str | None = None, image_sid
         ir = export_openvino(model_dir, Path(tmp) / "ir")
         ir_card = read_card(ir)
         scored = OpenVINOScorer(modelDir=str(ir), heatmaps=True, findingsCol="").transform(df) \
-            .where(F.col("probabilities").isNotNull()).select("image_index", "labels", "probabilities", "heatmaps")
+            .where(F.col("probabilities").isNotNull()) \
+            .select("image_index", target_column(df, labels).alias("target"), "probabilities", "heatmaps")
         rows = scored.collect()
     if not rows:
         raise ValueError(f"{data}: no image could be scored")
     index = [r.image_index for r in rows]
-    y = np.array([r.labels for r in rows], np.float64)
+    y = np.array([r.target for r in rows], np.float64)  # NaN: unknown for that image
     p = np.array([r.probabilities for r in rows], np.float64)
     heat = {r.image_index: heatmaps_of(r.heatmaps, ir_card) for r in rows}
     table = auc_table(y, p, labels)
     ci = bootstrap_ci(y, p, tuple(labels), n_boot=bootstrap) if bootstrap else {}
-    pos = {name: int(y[:, j].sum()) for j, name in enumerate(labels)}
+    pos = {name: int(np.nansum(y[:, j])) for j, name in enumerate(labels)}
     fraction = ir_card["heatmaps"]["covers"]["fraction"]
     loc = None
     if boxes:
@@ -122,7 +130,6 @@ def gather(spark, model_dir: str, data: str, boxes: str | None = None, image_sid
         title=title or f"cxrzoo report: {card.get('model')} on {Path(data).name}",
         model=card, summary=_summary(df, labels), auc=AucReport(table["auc"], pos, len(y), ci),
         curves={name: curves_with_bands(y[:, j], p[:, j]) for j, name in enumerate(labels)},
-        calibration=reliability(y, p), ece={name: reliability(y[:, j], p[:, j])["ece"] for j, name in
-                                            enumerate(labels)},
+        calibration=reliability(y, p), ece={name: _ece(y[:, j], p[:, j]) for j, name in enumerate(labels)},
         operating=_operating(y, p, labels, card.get("thresholds") or {}), localization=loc,
         gallery=_gallery(df, y, p, index, heat, labels, fraction))

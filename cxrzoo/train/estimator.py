@@ -20,7 +20,7 @@ from cxrzoo.models import create_spec, get_config
 from cxrzoo.models.spec import NetSpec
 from cxrzoo.models.pretrained import load_pretrained
 from cxrzoo.models.spec import layers_up_to
-from cxrzoo.params import HasFineTuning, HasModelName, HasNormalization, HasTrainingParams
+from cxrzoo.params import HasFineTuning, HasModelName, HasNormalization, HasTargetLabels, HasTrainingParams
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.preprocess.sides import image_side
 from cxrzoo.train.checkpoint import CheckpointDir
@@ -28,14 +28,17 @@ from cxrzoo.train.feed import augmented_data, features_data
 from cxrzoo.train.loop import LoopOptions, run_epochs
 from cxrzoo.train.recipe import HasCheckpointing, HasClassWeighting, HasLRSchedule, HasMomentum
 from cxrzoo.train.selection import HasModelSelection
-from cxrzoo.train.weighting import class_weights
+from cxrzoo.labels import LABELS
+from cxrzoo.targets import MASK_COL, target_column
+from cxrzoo.train.weighting import class_weights, label_counts
 
 log = logging.getLogger(__name__)
+TARGET = "_cxrzoo_target"  # the training target: the model's labels, NaN where unknown (cxrzoo.targets)
 
 
-class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasModelName, HasTrainingParams,
-                 HasNormalization, HasFineTuning, HasLRSchedule, HasMomentum, HasClassWeighting, HasCheckpointing,
-                 HasModelSelection):
+class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasModelName, HasTargetLabels,
+                 HasTrainingParams, HasNormalization, HasFineTuning, HasLRSchedule, HasMomentum, HasClassWeighting,
+                 HasCheckpointing, HasModelSelection):
     """Params shared by the estimator and its model.
 
     ``imageSize`` and ``normalization`` record how the features were made (the
@@ -78,7 +81,8 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
         return get_engine(self.engine_name(), **self.engine_options())
 
     def _spec(self, input_size: int) -> NetSpec:
-        return create_spec(self.getModelName(), dropout=self.getDropout(), input_size=input_size, l2=self.getL2())
+        return create_spec(self.getModelName(), num_classes=len(self.getLabels()), dropout=self.getDropout(),
+                           input_size=input_size, l2=self.getL2())
 
     def setImageSize(self, value: int) -> "Params":
         """Sets the value of :py:attr:`imageSize`."""
@@ -136,7 +140,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                  plateauEpsilon: float = 0.01, minLR: float = 1e-15, momentum: float = 0.9, nesterov: bool = True,
                  classWeighting: str = "none", checkpointDir: str = "", checkpointInterval: int = 1,
                  summaryDir: str = "", keepBest: bool = True, thresholdMethod: str = "youden",
-                 targetSensitivity: float = 0.9) -> None:
+                 targetSensitivity: float = 0.9, labels: list[str] | None = None) -> None:
         super().__init__()
         self._set(**self._input_kwargs)
         self._check()
@@ -178,23 +182,49 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                 and val is None:
             raise ValueError("plateauMonitor='val_loss' needs a validation set: call setValidation(df) first")
         _require(dataset, [lcol])
-        weights = class_weights(dataset.where(F.col(lcol).isNotNull()), lcol,
-                                len(get_config(self.getModelName()).labels), self.getOrDefault(self.classWeighting))
+        labels = self.getLabels()
+        # the model's labels out of the harmonised column, NaN where label_mask says unknown
+        dataset = dataset.withColumn(TARGET, target_column(dataset, labels, lcol))
         if prep is not None:
-            return self._fit_images(dataset, prep, weights)
+            return self._fit_images(dataset, prep)
         fcol = self.getFeaturesCol()
         _require(dataset, [fcol, lcol])
-        train = dataset.where(F.col(fcol).isNotNull()).select(fcol, lcol)
+        train = dataset.where(F.col(fcol).isNotNull()).select(fcol, TARGET)
+        weights = self._loss_terms(train)
         size = image_side(train, fcol)
         ingest_side = None
         if "image" in dataset.columns and not self.isSet(self.imageSize):  # record the ingest size for export
             ingest_side = image_side(dataset, "image")
-        data = features_data(train, fcol, lcol, size)
+        data = features_data(train, fcol, TARGET, size)
         model = self._train(size, lambda epoch: data, weights, self._validation)
         return model._set(imageSize=ingest_side) if ingest_side else model
 
-    def _fit_images(self, dataset: DataFrame, prep: CXRPreprocessor, weights: tuple | None) -> "CXRModel":
-        icol, kcol, lcol = prep.getInputCol(), prep.getOrDefault(prep.keyCol), self.getLabelCol()
+    def _loss_terms(self, train: DataFrame) -> tuple:
+        """(class weights or None, whether some targets are unknown) of the training rows (one Spark job)."""
+        labels = self.getLabels()
+        pos, known, n = label_counts(train.where(F.col(TARGET).isNotNull()), TARGET, len(labels))
+        masked = self._check_masked(known, n, labels)
+        return class_weights(pos, known, self.getOrDefault(self.classWeighting)), masked
+
+    def _check_masked(self, known, n: int, labels) -> bool:
+        """Whether some targets are unknown; refuse now, not after the first epoch, an engine whose loss cannot
+        skip them."""
+        never = [name for name, k in zip(labels, known) if k == 0]
+        if never and n:
+            log.warning("no training image states %s (label_mask 0 everywhere): the model's output for it is "
+                        "untrained; leave it out with labels=[...]", ", ".join(never))
+        unknown = {name: n - int(k) for name, k in zip(labels, known) if k < n}
+        if unknown and not self._engine().masks_loss:
+            raise ValueError(f"the {self._engine().name!r} engine's loss cannot skip unknown labels, and the training "
+                             f"data has some (label_mask 0, e.g. {dict(list(unknown.items())[:3])} images); use "
+                             "engine='torch', or a policy other than 'ignore' and labels every row states")
+        if unknown:
+            log.info("training skips unknown labels (label_mask 0): %s", ", ".join(f"{k} {v}" for k, v in
+                                                                                  unknown.items()))
+        return bool(unknown)
+
+    def _fit_images(self, dataset: DataFrame, prep: CXRPreprocessor) -> "CXRModel":
+        icol, kcol, lcol = prep.getInputCol(), prep.getOrDefault(prep.keyCol), TARGET
         _require(dataset, [icol, kcol, lcol])
         images = dataset.where(F.col(icol).isNotNull()).select(kcol, icol, lcol)
         side = image_side(images, icol)
@@ -206,6 +236,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
             images = images.persist()
         cfg, seed = prep.chain_config(), prep.getOrDefault(prep.seed)
         try:
+            weights = self._loss_terms(images)  # the first pass over the persisted images
             val = self._validation
             if val is not None:
                 val = prep.copy().setAugment(False).setParams(outputCol=self.getFeaturesCol()).transform(val)
@@ -225,19 +256,23 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         _require(val, [fcol, self.getLabelCol()])
         ok = val  # rows with features, persisted by _train
 
+        labels = self.getLabels()
+
         def validate(epoch: int) -> dict:
             scored = engine.predict(net, spec, ok, fcol, "_val_probabilities", batch_size=max(2, self.getBatchSize()))
-            scored = scored.select(self.getLabelCol(), "_val_probabilities").cache()
+            keep = [c for c in (self.getLabelCol(), MASK_COL) if c in scored.columns]
+            scored = scored.select(*keep, "_val_probabilities").cache()
             try:
-                rep = evaluate_auc(scored, label_col=self.getLabelCol(), prob_col="_val_probabilities")
-                loss = bce_loss(scored, label_col=self.getLabelCol(), prob_col="_val_probabilities")
+                rep = evaluate_auc(scored, label_col=self.getLabelCol(), prob_col="_val_probabilities", labels=labels)
+                loss = bce_loss(scored, label_col=self.getLabelCol(), prob_col="_val_probabilities", labels=labels)
             finally:
                 scored.unpersist()
             return {"mean_auc": rep.mean_auc, "loss": loss}
 
         return validate
 
-    def _train(self, size: int, epoch_data, weights: tuple | None, val: DataFrame | None = None) -> "CXRModel":
+    def _train(self, size: int, epoch_data, weights: tuple, val: DataFrame | None = None) -> "CXRModel":
+        """Train on ``epoch_data``; ``weights`` is (class weights or None, whether some targets are unknown)."""
         spec = self._spec(size)
         engine = self._engine()
         net = engine.build(spec, seed=self.getSeed())
@@ -249,7 +284,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         cfg = TrainConfig(epochs=self.getEpochs(), batch_size=self.getBatchSize(),
                           learning_rate=self.getLearningRate(), optimizer=self.getOptimizer(), seed=self.getSeed(),
                           momentum=g(self.momentum), nesterov=g(self.nesterov),
-                          class_weights=weights, summary_dir=g(self.summaryDir) or None)
+                          class_weights=weights[0], masked=weights[1], summary_dir=g(self.summaryDir) or None)
         if val is not None:
             # the validation features are the same every epoch (no augmentation): computed once and kept, so
             # each epoch's scoring stage runs one Python UDF over them rather than preprocessing chained into
@@ -271,6 +306,9 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
                                checkpoint=CheckpointDir(g(self.checkpointDir) or tmp),
                                checkpoint_interval=g(self.checkpointInterval), keep_best=self.getKeepBest(),
                                fingerprint={"model": self.getModelName(), "input_size": size,
+                                            # NIH's 14 (the default) as before labels existed: old checkpoints
+                                            **({} if self.getLabels() == list(LABELS) else
+                                               {"labels": self.getLabels()}),
                                             "batch_size": cfg.batch_size, "engine": engine.name})
             t0 = time.perf_counter()
             history = run_epochs(engine, net, spec, cfg, epoch_data, opts)
@@ -279,7 +317,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         model = self._copyValues(CXRModel(net=net, spec=spec, backend=engine))._set(engine=engine.name)
         model.history = history
         if val is not None:
-            model.thresholds = self._choose_thresholds(engine, net, spec, val, config.labels)
+            model.thresholds = self._choose_thresholds(engine, net, spec, val, self.getLabels())
         return model
 
     def _choose_thresholds(self, engine: Engine, net: Any, spec: NetSpec, val: DataFrame, labels) -> dict:
@@ -290,7 +328,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         fcol, lcol = self.getFeaturesCol(), self.getLabelCol()
         scored = engine.predict(net, spec, val.where(F.col(fcol).isNotNull()), fcol, "_val_probabilities",
                                 batch_size=max(2, self.getBatchSize()))
-        y, p = scored_arrays(scored, lcol, "_val_probabilities", len(labels))
+        y, p = scored_arrays(scored, lcol, "_val_probabilities", labels)
         chosen = choose_thresholds(y, p, labels, self.getThresholdMethod(), self.getTargetSensitivity())
         log.info("operating thresholds (%s) chosen on %d validation images for %d of %d labels",
                  self.getThresholdMethod(), len(y), sum(v is not None for v in chosen.values()), len(labels))
@@ -304,7 +342,7 @@ def _require(df: DataFrame, cols: list[str]) -> None:
 
 
 class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
-    """A trained network; ``transform`` appends ``probabilities`` (array<float> of 14)."""
+    """A trained network; ``transform`` appends ``probabilities`` (array<float>, one per label of ``labels``)."""
 
     def __init__(self, net: Any = None, spec: NetSpec | None = None, backend: Engine | None = None) -> None:
         super().__init__()

@@ -14,7 +14,6 @@ from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, 
 
 from cxrzoo.atomic import fetch_local_dir, local_path, replace_with_local_dir
 from cxrzoo.engine.base import EngineUnavailableError, get_engine
-from cxrzoo.labels import LABELS
 from cxrzoo.models.cards import CARD_FILE, dump_toml, trained_card
 from cxrzoo.models.modeldir import CARD, WEIGHTS, ModelDirError, read_card
 from cxrzoo.models.spec import count_params
@@ -50,7 +49,7 @@ class CXRModelWriter(MLWriter):
         m.backend.save(m.net, str(Path(path) / artifact))
         save_weights(Path(path) / WEIGHTS, m.weights())
         card = {"format": "cxrzoo-model/1", "model": m.getModelName(), "input_size": m.spec.input_size,
-                "channels": m.spec.in_channels, "labels": list(LABELS), "engine": m.backend.name,
+                "channels": m.spec.in_channels, "labels": m.getLabels(), "engine": m.backend.name,
                 "engine_artifact": artifact, "dropout": m.getDropout(), "image_size": m.getImageSize(),
                 "normalization": m.getNormalization(), "history": getattr(m, "history", []),
                 "thresholds": getattr(m, "thresholds", {})}

@@ -17,15 +17,15 @@ log = logging.getLogger(__name__)
 WEIGHTINGS = ("none", "chexnet")
 
 
-def chexnet_weights(positives: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+def chexnet_weights(positives: np.ndarray, total) -> tuple[np.ndarray, np.ndarray]:
     """``(w_pos, w_neg)`` per class from positive counts and the number of images.
 
     Parameters
     ----------
     positives : numpy.ndarray
         Positive count per class.
-    total : int
-        Number of images.
+    total : int or numpy.ndarray
+        Number of images, or per class the number whose label is known (masked labels left out).
 
     Returns
     -------
@@ -33,28 +33,37 @@ def chexnet_weights(positives: np.ndarray, total: int) -> tuple[np.ndarray, np.n
         float32 weights of positives and negatives, each of length ``len(positives)``.
     """
     pos = np.asarray(positives, np.float64)
-    if total <= 0:
+    if pos.ndim != 1:
+        raise ValueError(f"positive counts must be a vector, got {positives!r}")
+    tot = np.broadcast_to(np.asarray(total, np.float64), pos.shape)
+    if (tot <= 0).all():
         raise ValueError("class weights need a non-empty training set")
-    if pos.ndim != 1 or (pos < 0).any() or (pos > total).any():
+    if (pos < 0).any() or (pos > tot).any():
         raise ValueError(f"positive counts must be a vector in [0, {total}], got {positives!r}")
-    return ((total - pos) / total).astype(np.float32), (pos / total).astype(np.float32)
+    safe = np.where(tot > 0, tot, 1.0)  # a label known for no image: any weight, the loss never uses it
+    return (np.where(tot > 0, (tot - pos) / safe, 1.0).astype(np.float32),
+            np.where(tot > 0, pos / safe, 0.0).astype(np.float32))
 
 
-def label_counts(df: DataFrame, label_col: str, num_classes: int) -> tuple[np.ndarray, int]:
-    """Positive count per class and row count of ``df[label_col]`` (one Spark aggregation)."""
-    aggs = [F.sum(F.col(label_col)[i]).alias(f"p{i}") for i in range(num_classes)]
+def label_counts(df: DataFrame, label_col: str, num_classes: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per class the positive count and the count of known (non-NaN) entries of ``df[label_col]``, and the row
+    count (one Spark aggregation)."""
+    aggs = []
+    for i in range(num_classes):
+        y = F.col(label_col)[i]
+        aggs += [F.sum(F.when(~F.isnan(y), y)).alias(f"p{i}"), F.count(F.when(~F.isnan(y), 1)).alias(f"k{i}")]
     row = df.select(*aggs, F.count(F.lit(1)).alias("n")).first()
     pos = np.array([row[f"p{i}"] or 0.0 for i in range(num_classes)], np.float64)
-    return pos, int(row["n"])
+    known = np.array([row[f"k{i}"] for i in range(num_classes)], np.int64)
+    return pos, known, int(row["n"])
 
 
-def class_weights(df: DataFrame, label_col: str, num_classes: int, weighting: str) -> tuple | None:
-    """The loss weights ``weighting`` asks for on the training set ``df``, or None for 'none'."""
+def class_weights(positives: np.ndarray, known: np.ndarray, weighting: str) -> tuple | None:
+    """The loss weights ``weighting`` asks for, from :func:`label_counts`, or None for 'none'."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"classWeighting must be one of {WEIGHTINGS}, got {weighting!r}")
     if weighting == "none":
         return None
-    pos, n = label_counts(df, label_col, num_classes)
-    w_pos, w_neg = chexnet_weights(pos, n)
-    log.debug("CheXNet class weights from %d images: w+ %s", n, np.round(w_pos, 3).tolist())
+    w_pos, w_neg = chexnet_weights(positives, known)
+    log.debug("CheXNet class weights from %s known labels: w+ %s", known.tolist(), np.round(w_pos, 3).tolist())
     return tuple(w_pos.tolist()), tuple(w_neg.tolist())
