@@ -5,7 +5,10 @@ Contenders, on the same files, in alternating rounds (median of ``--repeats`` af
 - **cxrzoo**: ``decode_image`` (pydicom parse, pylibjpeg decode, then modality LUT, VOI, MONOCHROME1
   inversion and 8-bit scaling composed into one lookup table, then the area resize);
 - **pydicom**: the plain recipe, ``pydicom.dcmread(...).pixel_array``, ``apply_modality_lut``,
-  ``apply_voi_lut``, MONOCHROME1 inverted, scaled to uint8 and ``cv2.resize(INTER_AREA)``.
+  ``apply_voi_lut``, MONOCHROME1 inverted, scaled to uint8 and ``cv2.resize(INTER_AREA)``;
+- **sandboxed**: cxrzoo's decode as the ingest UDF runs it, in the sandbox child (capped memory, a time
+  limit), the file's bytes in and the 256² image out over a pipe: ``sandbox_cost`` is the share of cxrzoo's
+  throughput that isolation costs.  The child runs on the core the parent waits on.
 
 Files: the real computed radiographs of pydicom's test data (RG1 1955×1841 15-bit, RG3 1760² 10-bit,
 MONOCHROME1, each uncompressed and JPEG 2000 lossless) and synthetic 2048² 12-bit chest phantoms that
@@ -110,19 +113,28 @@ def main() -> None:
         "--phantoms", type=int, default=4, help="synthetic 2048² phantoms per syntax (default: 4)"))
     cv2.setNumThreads(1)
     from cxrzoo.ingest.decode import decode_image
+    from cxrzoo.ingest.sandbox import SandboxedDecoder
 
     files = corpus(args.phantoms)
-    contenders = {"cxrzoo": lambda d: decode_image(d, 256), "pydicom": plain_pydicom}
+    sandbox = SandboxedDecoder()  # what the ingest UDF runs: the same decode in a capped child, bytes over a pipe
+    contenders = {"cxrzoo": lambda d: decode_image(d, 256), "pydicom": plain_pydicom,
+                  "sandboxed": lambda d: decode_image(d, 256, sandbox=sandbox)}
     res = {"benchmark": "dicom", "cpu": cpu_name(), "cores_used": 1, "size": 256,
            "files": {k: len(v) for k, v in files.items()}}
     log.info("DICOM → 256² gray, one core, %s", res["cpu"])
-    log.info("%-14s %8s %12s %12s %8s", "syntax", "files", "cxrzoo/s", "pydicom/s", "speedup")
-    for syntax, data in files.items():
-        rates = alternating(contenders, data, args.repeats)
-        res[syntax] = {k: round(v, 2) for k, v in rates.items()}
-        res[syntax]["speedup"] = round(rates["cxrzoo"] / rates["pydicom"], 2)
-        log.info("%-14s %8d %12.1f %12.1f %7.2fx", syntax, len(data), rates["cxrzoo"], rates["pydicom"],
-                 res[syntax]["speedup"])
+    log.info("%-14s %8s %12s %12s %8s %14s %10s", "syntax", "files", "cxrzoo/s", "pydicom/s", "speedup",
+             "sandboxed/s", "sandbox")
+    try:
+        for syntax, data in files.items():
+            rates = alternating(contenders, data, args.repeats)
+            res[syntax] = {k: round(v, 2) for k, v in rates.items()}
+            res[syntax]["speedup"] = round(rates["cxrzoo"] / rates["pydicom"], 2)
+            res[syntax]["sandboxed_speedup"] = round(rates["sandboxed"] / rates["pydicom"], 2)
+            res[syntax]["sandbox_cost"] = round(1 - rates["sandboxed"] / rates["cxrzoo"], 3)  # share of throughput
+            log.info("%-14s %8d %12.1f %12.1f %7.2fx %14.1f %9.1f%%", syntax, len(data), rates["cxrzoo"],
+                     rates["pydicom"], res[syntax]["speedup"], rates["sandboxed"], 100 * res[syntax]["sandbox_cost"])
+    finally:
+        sandbox.close()
     emit(json.dumps(res))
 
 

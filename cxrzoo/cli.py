@@ -126,7 +126,8 @@ def cmd_score(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
 
     n = jobs.score(_spark(args), args.model, args.out, images=args.images, data=args.data,
-                   batch_size=args.batch_size, precision=args.precision_hint, heatmaps=args.heatmaps)
+                   batch_size=args.batch_size, precision=args.precision_hint, heatmaps=args.heatmaps,
+                   voi=args.voi)
     log.info("scored %d images to %s", n, args.out)
 
 

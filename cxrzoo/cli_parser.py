@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a heatmaps column: per label, the class activation map (float16, shape in the IR card)")
     p.add_argument("--precision-hint", default=None, choices=["f32", "bf16"],
                    help="override the inference precision hint the export recorded")
+    p.add_argument("--voi", default="auto", choices=["auto", "window", "percentile", "none"],
+                   help="with --images: DICOM's VOI rule, the one the training data was ingested with (default: auto)")
     _add_master(p)
 
     p = sub.add_parser("predict", help="score image files with an exported IR, without Spark (OpenVINO only)")

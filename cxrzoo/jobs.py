@@ -60,7 +60,11 @@ def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 
         else:
             df, report = read_mimic_cxr_with_report(spark, images, metadata, labels, split, policy, unmentioned,
                                                     split_name, size=size, voi=voi)
-        write_parquet_atomic(df, out, files={"_ingest_report.json": json.dumps(report.as_dict(), indent=1) + "\n"})
+        how = {"source": source, "size": size, "voi": voi}  # how the images were made: score with the same voi
+        if source != "nih":
+            how.update(policy=policy, unmentioned=unmentioned)
+        write_parquet_atomic(df, out, files={"_ingest_report.json": json.dumps({**report.as_dict(), **how},
+                                                                               indent=1) + "\n"})
     errors = spark.read.parquet(out).where(F.col("error").isNotNull()).select("error").limit(5).collect()
     for row in errors:
         log.warning("ingest: %s", row.error)
@@ -147,7 +151,7 @@ def export(model_dir: str, out: str, metrics: dict | None = None, precision: str
 
 
 def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None, data: str | None = None,
-          batch_size: int = 16, precision: str | None = None, heatmaps: bool = False) -> int:
+          batch_size: int = 16, precision: str | None = None, heatmaps: bool = False, voi: str = "auto") -> int:
     """Score a directory of images or an ingested Parquet dataset; write ``image_index``, one column per label,
     ``findings`` (the labels at or above their operating thresholds, where the IR has them), ``error`` as Parquet
     (atomically: a rerun after a kill leaves no partial or duplicated rows).
@@ -160,7 +164,8 @@ def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None,
         raise ValueError("give exactly one of images= (a directory) or data= (a Parquet dataset)")
     card = read_card(ir_dir)
     size = int(card["input"]["shape"][1])
-    scorer = OpenVINOScorer(modelDir=ir_dir, batchSize=batch_size, precision=precision or "", heatmaps=heatmaps)
+    scorer = OpenVINOScorer(modelDir=ir_dir, batchSize=batch_size, precision=precision or "", heatmaps=heatmaps,
+                            voi=voi)
     if images:
         scored = scorer.setParams(decode=True, inputCol="content").transform(image_files(spark, images))
     else:

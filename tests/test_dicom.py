@@ -271,6 +271,25 @@ def test_read_images_and_read_nih_take_dicom(spark, tmp_path):
     assert nih["1.2.840.99.1"].image == bare.image
 
 
+def test_off_the_local_file_system_bare_names_are_told_by_their_bytes(spark, tmp_path, monkeypatch):
+    """hdfs:// and s3a:// go through Spark's binaryFile source, where the driver cannot peek at the magic: files
+    without a suffix are listed and the UDF tells them by their bytes (one that is no image: an error row)."""
+    from cxrzoo.ingest import read_images, reader
+
+    d = tmp_path / "images"
+    d.mkdir()
+    ramp = _ramp(12, shape=(64, 64))
+    (d / "1.2.840.99.1").write_bytes(to_bytes(dataset(ramp, bits_stored=12, patient_id="42")))
+    (d / "notes").write_bytes(b"not an image and no magic")
+    (d / "_SUCCESS").write_bytes(b"")  # Hadoop's marker: not listed
+    local = {r.image_index: r for r in read_images(spark, str(d), size=32).collect()}
+    monkeypatch.setattr(reader, "_local_dir", lambda images: None)
+    remote = {r.image_index: r for r in read_images(spark, f"file://{d}", size=32).collect()}
+    assert sorted(local) == ["1.2.840.99.1"] and sorted(remote) == ["1.2.840.99.1", "notes"]
+    assert remote["1.2.840.99.1"].image == local["1.2.840.99.1"].image and remote["1.2.840.99.1"].error is None
+    assert remote["notes"].image is None and remote["notes"].error.startswith("notes: ")
+
+
 @pytest.mark.parametrize("voi", ["percentile", "none", "auto"])
 def test_lookup_table_path_equals_the_per_pixel_numpy_pipeline(voi):
     """RG3 (10 bits in 16, MONOCHROME1) through one lookup table against NumPy on every pixel."""

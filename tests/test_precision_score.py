@@ -121,3 +121,39 @@ def test_the_ir_directory_is_self_contained(ingested, model_dir, tmp_path):
             f"np.save({str(tmp_path / 'p.npy')!r}, p)\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), load_scorer(moved).infer(x), atol=1e-6)
+
+
+def test_dicom_files_are_scored_with_the_voi_they_were_ingested_with(spark, synth_ds, model_dir, tmp_path):
+    """``score --images --voi`` decodes DICOM as ``ingest --voi`` did: the same probabilities as scoring the
+    ingested rows; another VOI rule changes the pixels, and so the scores."""
+    import cv2
+
+    from cxrzoo.score import OpenVINOScorer
+    from dicommaker import dataset, to_bytes
+
+    ir = str(export_openvino(model_dir, tmp_path / "ir", image_size=72))
+    images = tmp_path / "dicoms"
+    images.mkdir()
+    for i, p in enumerate(sorted(synth_ds.images.glob("*.png"))[:4]):
+        gray = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(np.uint16) * 16  # 12 bits stored
+        # a window over the darker half: "window" and "none" (min-max) give different images
+        ds = dataset(gray, bits_stored=12, WindowCenter=1200, WindowWidth=2000)
+        (images / f"{p.stem}.dcm").write_bytes(to_bytes(ds))
+    csv = tmp_path / "labels.csv"
+    rows = [f"{p.stem}.dcm,No Finding,0,{i + 1},50,M,PA" for i, p in enumerate(sorted(images.glob("*.dcm")))]
+    csv.write_text("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position\n"
+                   + "\n".join(rows) + "\n")
+    parquet = str(tmp_path / "ingested.parquet")
+    jobs.ingest(spark, str(images), str(csv), parquet, size=72, voi="none")
+    from_parquet, same, other = (str(tmp_path / f"{k}.parquet") for k in ("p", "same", "other"))
+    jobs.score(spark, ir, from_parquet, data=parquet)
+    jobs.score(spark, ir, same, images=str(images), voi="none")
+    jobs.score(spark, ir, other, images=str(images), voi="window")
+    b = {r.image_index: r for r in spark.read.parquet(from_parquet).collect()}
+    for out, equal in ((same, True), (other, False)):
+        a = {r.image_index: r for r in spark.read.parquet(out).collect()}
+        assert sorted(a) == sorted(b) and all(r.error is None for r in a.values())
+        diff = max(abs(a[n][k] - b[n][k]) for n in a for k in LABELS)
+        assert (diff < 1e-6) == equal, (out, diff)
+    with pytest.raises(ValueError, match="voi must be one of"):
+        OpenVINOScorer(modelDir=ir, voi="lut")

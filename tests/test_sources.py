@@ -336,3 +336,30 @@ def test_labels_param_trains_exports_and_scores_a_subset(spark, chexpert_ignore,
     assert all(len(r.probabilities) == 3 for r in scored)
     assert set(model.thresholds) == set(subset)
     assert {f for r in scored for f in (r.findings or [])} <= set(subset)
+
+
+def test_mimic_cxr_as_dicom(spark, mimic, tmp_path):
+    """MIMIC-CXR proper stores DICOM (``DICOM_ID.dcm``): matched on the dicom_id, decoded like the JPEGs' pixels."""
+    import shutil
+
+    from dicommaker import dataset, to_bytes
+
+    root = tmp_path / "mimic-dcm"
+    shutil.copytree(mimic.root, root)
+    jpegs = sorted((root / "files").rglob("*.jpg"))[:3]
+    for p in jpegs:
+        gray = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        # window 128/256: DICOM's linear rule maps 0..255 onto itself, so the pixels match the JPEG's
+        ds = dataset(gray, patient_id=p.parent.parent.name[1:], WindowCenter=128, WindowWidth=256)
+        p.with_suffix(".dcm").write_bytes(to_bytes(ds))
+        p.unlink()
+    c = {k: str(root / v.name) for k, v in mimic.csvs.items()}
+    rows = {r.image_index: r for r in read_mimic_cxr(spark, str(root), c["metadata"], c["labels"], size=48)
+            .collect()}
+    assert len(rows) == 80
+    for p in jpegs:
+        r = rows[p.stem]
+        assert r.error is None and r.path.endswith(".dcm") and r.dicom.patient_id == str(r.patient_id)
+        ref = cv2.resize(cv2.imread(str(mimic.root / p.relative_to(root)), cv2.IMREAD_GRAYSCALE), (48, 48),
+                         interpolation=cv2.INTER_AREA)
+        assert np.abs(np.frombuffer(r.image, np.uint8).reshape(48, 48).astype(int) - ref).max() <= 1

@@ -35,7 +35,6 @@ from cxrzoo.labels import NIH_MASK, harmonise_nih
 
 log = logging.getLogger(__name__)
 
-IMAGE_GLOB = "*.{png,PNG,jpg,JPG,jpeg,JPEG,dcm,DCM,dicom,DICOM}"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg") + DICOM_SUFFIXES
 DICOM_SCHEMA = T.StructType([
     T.StructField("patient_id", T.StringType(), True),
@@ -189,10 +188,19 @@ def _has_dicom_magic(path: str) -> bool:
 
 
 def list_image_files(spark: SparkSession, images: str) -> DataFrame:
-    """Image files under ``images`` (recursively) via ``binaryFile``: ``path``, ``image_index``, ``content``."""
-    df = (spark.read.format("binaryFile").option("pathGlobFilter", IMAGE_GLOB)
-          .option("recursiveFileLookup", "true").load(images))
-    return df.withColumn("image_index", F.element_at(F.split("path", "/"), -1))
+    """Image files under ``images`` (recursively) via ``binaryFile``: ``path``, ``image_index``, ``content``.
+
+    Listed are the PNG/JPEG/DICOM suffixes and, since DICOM archives often name files by their SOP instance UID
+    without a suffix, files whose name has no ``.`` or is all digits and dots (Hadoop's ``_SUCCESS``-style and
+    hidden names excepted);
+    the decode UDF tells those by their bytes, and one that is no image gets an error row.  ``content`` is read
+    only where selected.
+    """
+    df = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(images)
+    name = F.element_at(F.split("path", "/"), -1)
+    suffix = F.lower(name).rlike(r"\.(" + "|".join(s.lstrip(".") for s in IMAGE_SUFFIXES) + ")$")
+    bare = (~name.contains(".") | name.rlike(r"^[0-9.]+$")) & ~name.startswith("_")  # or a UID: digits and dots
+    return df.where(suffix | bare).withColumn("image_index", name)
 
 
 def _driver_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:

@@ -25,7 +25,16 @@ from cxrzoo.arrowutil import rows_to_list_array
 from cxrzoo.score.runtime import load_scorer, read_card
 
 
-def _gray(value, size: int, decode: bool, path: str | None) -> tuple[np.ndarray | None, str | None]:
+def _voi(value) -> str:
+    from cxrzoo.ingest.dicom import VOI_MODES
+
+    v = TypeConverters.toString(value)
+    if v not in VOI_MODES:
+        raise ValueError(f"voi must be one of {VOI_MODES}, got {v!r}")
+    return v
+
+
+def _gray(value, size: int, decode: bool, path: str | None, voi: str = "auto") -> tuple[np.ndarray | None, str | None]:
     """One row's image as (size, size) uint8, or an error message."""
     from cxrzoo.ingest.decode import ImageDecodeError, decode_image
     from cxrzoo.ingest.reader import _read_local
@@ -40,7 +49,7 @@ def _gray(value, size: int, decode: bool, path: str | None) -> tuple[np.ndarray 
         return np.frombuffer(value, np.uint8).reshape(size, size), None
     try:
         data = value if value is not None else (_read_local(path) if path else b"")
-        return decode_image(data, size, name=name, sandbox=shared_decoder())[0], None
+        return decode_image(data, size, voi=voi, name=name, sandbox=shared_decoder())[0], None
     except ImageDecodeError as e:
         return None, f"{name}: {e}"
 
@@ -65,7 +74,8 @@ def _heatmaps_array(heat: np.ndarray, ok: list[int], rows: int) -> pa.Array:
 
 def _score_batches(ir_dir: str, size: int, precision: str | None, in_col: str, err_col: str, decode: bool,
                    chunk: int, names: list[str], out_col: str, threads: int | None, findings_col: str = "",
-                   labels: list[str] | None = None, thresholds: dict | None = None, heat_col: str = ""):
+                   labels: list[str] | None = None, thresholds: dict | None = None, heat_col: str = "",
+                   voi: str = "auto"):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # compiled once per Python worker, reused across tasks
         scorer = load_scorer(ir_dir, precision, threads, heatmaps=bool(heat_col))
@@ -84,7 +94,7 @@ def _score_batches(ir_dir: str, size: int, precision: str | None, in_col: str, e
             for i in range(rows):
                 if errors[i] is not None:
                     continue
-                img, errors[i] = _gray(values[i], size, decode, paths[i])
+                img, errors[i] = _gray(values[i], size, decode, paths[i], voi)
                 if img is not None:
                     ok.append(i)
                     buf.append(img)
@@ -135,6 +145,9 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
                      "heatmapsCol", TypeConverters.toBoolean)
     heatmapsCol = Param(Params._dummy(), "heatmapsCol", "column for the heatmaps (binary: float16 (labels, h, w))",
                         TypeConverters.toString)
+    voi = Param(Params._dummy(), "voi", "with decode=True, DICOM's VOI rule (cxrzoo.ingest.dicom): 'auto', "
+                "'window', 'percentile' or 'none'; use the one the training data was ingested with",
+                typeConverter=_voi)
     findingsCol = Param(Params._dummy(), "findingsCol", "column for the labels at or above their operating "
                         "thresholds (array<string>); '' for none", TypeConverters.toString)
 
@@ -142,10 +155,11 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
     def __init__(self, *, modelDir: str | None = None, inputCol: str = "image", outputCol: str = "probabilities",
                  precision: str = "", errorCol: str = "error", decode: bool = False, batchSize: int = 16,
                  threads: int = 0, findingsCol: str = "findings", heatmaps: bool = False,
-                 heatmapsCol: str = "heatmaps") -> None:
+                 heatmapsCol: str = "heatmaps", voi: str = "auto") -> None:
         super().__init__()
         self._setDefault(inputCol="image", outputCol="probabilities", precision="", errorCol="error", decode=False,
-                         batchSize=16, threads=0, findingsCol="findings", heatmaps=False, heatmapsCol="heatmaps")
+                         batchSize=16, threads=0, findingsCol="findings", heatmaps=False, heatmapsCol="heatmaps",
+                         voi="auto")
         self._set(**self._input_kwargs)
 
     @keyword_only
@@ -153,7 +167,7 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
                   precision: str | None = None, errorCol: str | None = None, decode: bool | None = None,
                   batchSize: int | None = None, threads: int | None = None,
                   findingsCol: str | None = None, heatmaps: bool | None = None,
-                  heatmapsCol: str | None = None) -> "OpenVINOScorer":
+                  heatmapsCol: str | None = None, voi: str | None = None) -> "OpenVINOScorer":
         """Set any of the constructor's params."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
 
@@ -185,8 +199,16 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
         threads = g(self.threads) or None
         run = _score_batches(ir_dir, size, g(self.precision) or None, in_col, err_col, decode,
                              max(1, g(self.batchSize)), names, out_col, threads, f_col, list(card["labels"]),
-                             thresholds, h_col)
+                             thresholds, h_col, g(self.voi))
         return dataset.mapInArrow(run, schema)
+
+    def getVoi(self) -> str:
+        """Gets the value of voi or its default value."""
+        return self.getOrDefault(self.voi)
+
+    def setVoi(self, value: str) -> "OpenVINOScorer":
+        """Sets the value of :py:attr:`voi`."""
+        return self._set(voi=value)
 
     def getModelDir(self) -> str:
         """Gets the value of modelDir or its default value."""

@@ -30,7 +30,7 @@ from cxrzoo.train.recipe import HasCheckpointing, HasClassWeighting, HasLRSchedu
 from cxrzoo.train.selection import HasModelSelection
 from cxrzoo.labels import LABELS
 from cxrzoo.targets import MASK_COL, target_column
-from cxrzoo.train.weighting import class_weights, label_counts
+from cxrzoo.train.weighting import loss_terms
 
 log = logging.getLogger(__name__)
 TARGET = "_cxrzoo_target"  # the training target: the model's labels, NaN where unknown (cxrzoo.targets)
@@ -201,27 +201,9 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
 
     def _loss_terms(self, train: DataFrame) -> tuple:
         """(class weights or None, whether some targets are unknown) of the training rows (one Spark job)."""
-        labels = self.getLabels()
-        pos, known, n = label_counts(train.where(F.col(TARGET).isNotNull()), TARGET, len(labels))
-        masked = self._check_masked(known, n, labels)
-        return class_weights(pos, known, self.getOrDefault(self.classWeighting)), masked
-
-    def _check_masked(self, known, n: int, labels) -> bool:
-        """Whether some targets are unknown; refuse now, not after the first epoch, an engine whose loss cannot
-        skip them."""
-        never = [name for name, k in zip(labels, known) if k == 0]
-        if never and n:
-            log.warning("no training image states %s (label_mask 0 everywhere): the model's output for it is "
-                        "untrained; leave it out with labels=[...]", ", ".join(never))
-        unknown = {name: n - int(k) for name, k in zip(labels, known) if k < n}
-        if unknown and not self._engine().masks_loss:
-            raise ValueError(f"the {self._engine().name!r} engine's loss cannot skip unknown labels, and the training "
-                             f"data has some (label_mask 0, e.g. {dict(list(unknown.items())[:3])} images); use "
-                             "engine='torch', or a policy other than 'ignore' and labels every row states")
-        if unknown:
-            log.info("training skips unknown labels (label_mask 0): %s", ", ".join(f"{k} {v}" for k, v in
-                                                                                  unknown.items()))
-        return bool(unknown)
+        engine = self._engine()
+        return loss_terms(train, TARGET, self.getLabels(), self.getOrDefault(self.classWeighting), engine.name,
+                          engine.masks_loss)
 
     def _fit_images(self, dataset: DataFrame, prep: CXRPreprocessor) -> "CXRModel":
         icol, kcol, lcol = prep.getInputCol(), prep.getOrDefault(prep.keyCol), TARGET

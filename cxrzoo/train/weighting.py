@@ -67,3 +67,25 @@ def class_weights(positives: np.ndarray, known: np.ndarray, weighting: str) -> t
     w_pos, w_neg = chexnet_weights(positives, known)
     log.debug("CheXNet class weights from %s known labels: w+ %s", known.tolist(), np.round(w_pos, 3).tolist())
     return tuple(w_pos.tolist()), tuple(w_neg.tolist())
+
+
+def loss_terms(df: DataFrame, target_col: str, labels, weighting: str, engine: str, masks_loss: bool) -> tuple:
+    """(class weights or None, whether some targets are unknown) of the training rows ``df`` (one Spark job).
+
+    ``target_col`` holds the model's ``labels``, NaN where unknown (:mod:`cxrzoo.targets`).  An engine whose
+    loss cannot skip unknown targets (``masks_loss`` False) is refused now, not after the first epoch.
+    """
+    pos, known, n = label_counts(df.where(F.col(target_col).isNotNull()), target_col, len(labels))
+    never = [name for name, k in zip(labels, known) if k == 0]
+    if never and n:
+        log.warning("no training image states %s (label_mask 0 everywhere): the model's output for it is "
+                    "untrained; leave it out with labels=[...]", ", ".join(never))
+    unknown = {name: n - int(k) for name, k in zip(labels, known) if k < n}
+    if unknown and not masks_loss:
+        raise ValueError(f"the {engine!r} engine's loss cannot skip unknown labels, and the training data has some "
+                         f"(label_mask 0, e.g. {dict(list(unknown.items())[:3])} images); use another engine, or "
+                         "a policy other than 'ignore' and labels every row states")
+    if unknown:
+        log.info("training skips unknown labels (label_mask 0): %s",
+                 ", ".join(f"{k} {v}" for k, v in unknown.items()))
+    return class_weights(pos, known, weighting), bool(unknown)
