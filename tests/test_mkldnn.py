@@ -14,7 +14,7 @@ pytestmark = needs_bigdl
 
 from cxrzoo.engine.base import get_engine
 
-MODELS = ["tiny", "resnet50", "densenet121", "mobilenet_v2", "vgg16", "inception_v3"]
+MODELS = ["tiny", "resnet50", "densenet121", "mobilenet_v2", "vgg16", "inception_v3", "tiny-masked"]
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -64,10 +64,16 @@ def test_weighted_bce_matches_numpy(spark):
     crit = _weighted_bce(14)
     sp = lambda v: np.logaddexp(0, v)  # noqa: E731
     ref = np.mean(y * w_pos * sp(-z) + (1 - y) * w_neg * sp(z))
-    assert float(crit.forward(t, z)) == pytest.approx(ref, rel=1e-5)
+    assert float(crit.forward(z, t)) == pytest.approx(ref, rel=1e-5)
+    assert float(crit.forward(z, t)) == pytest.approx(ref, rel=1e-5)  # a loss, not a running sum
     sig = 1 / (1 + np.exp(-z))
     grad = (y * w_pos * (sig - 1) + (1 - y) * w_neg * sig) / z.size
-    np.testing.assert_allclose(np.asarray(crit.backward(t, z)), grad, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(crit.backward(z, t)), grad, atol=1e-7)
+    # MKL-DNN's training step back-propagates the criterion's stored gradInput, not backward's return value
+    # (BigDL's DistriOptimizer): it must hold the same gradient, or the net trains on zeros
+    field = crit.value.gradInput()
+    stored = np.array([[field.valueAt(i + 1, j + 1) for j in range(14)] for i in range(8)])
+    np.testing.assert_allclose(stored, grad, atol=1e-7)
 
 
 def _tiny_trainer(spark, rows: int, epochs: int, seed: int):

@@ -58,15 +58,23 @@ def _weighted_bce(num_classes: int):
     ``loss = mean(relu(t)·softplus(−z) + relu(−t)·softplus(z))``: for t = w+ (a positive) that is
     −w+·log σ(z), for t = −w− (a negative) −w−·log(1 − σ(z)).  Built with BigDL's autograd, so the
     gradient is BigDL's own.
+
+    The autograd loss is wrapped in a ``TransformerCriterion`` (no transformers): on MKL-DNN, BigDL's
+    training step back-propagates the criterion's stored ``gradInput`` field rather than the gradient
+    ``backward`` returns, and ``CustomLoss`` never stores it (it stays empty, which the DNN graph reads
+    as zeros: the net would not learn).  The wrapper stores the real gradient, and its loss is the
+    wrapped one (``MultiCriterion`` would store it too, but sums its output across calls).  The
+    wrapper takes ``forward(input=z, target=t)``, the usual criterion order.
     """
     import bigdl.dllib.keras.autograd as A
+    from bigdl.dllib.nn.criterion import TransformerCriterion
 
     def loss(t, z):
         pos = (t + A.abs(t)) * 0.5
         neg = (A.abs(t) - t) * 0.5
         return A.mean(pos * A.softplus(-z) + neg * A.softplus(z), axis=1)
 
-    return A.CustomLoss(loss, [num_classes])
+    return TransformerCriterion(A.CustomLoss(loss, [num_classes]))
 
 
 @quiet_class
