@@ -1,160 +1,29 @@
 """Read torchvision-layout checkpoints as NumPy arrays without executing pickle code.
 
-``.pth`` files (PyTorch's zip format and the legacy stream format) are read with
-a restricted unpickler that rebuilds tensors and ordered dicts and refuses every
-other global, so a malicious checkpoint cannot run code; ``.safetensors`` files
-are parsed directly (JSON header + raw little-endian data).
+``.pth`` files (PyTorch's zip format and the legacy stream format) are read by
+:mod:`cxrzoo.models.pth`, a restricted unpickler with bounds on every size;
+``.safetensors`` files are parsed directly (JSON header + raw little-endian
+data), every tensor checked to lie inside the file, without overlaps.
 """
 from __future__ import annotations
 
-import io
 import json
-import pickle
+import math
 import struct
-import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
-_STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
-    "ByteStorage": np.uint8, "BoolStorage": np.bool_, "BFloat16Storage": None,
-}
+from cxrzoo.models.pth import CheckpointFormatError, UnsafeCheckpointError, read_pth
+
+__all__ = ["CheckpointFormatError", "UnsafeCheckpointError", "load_state_dict", "load_safetensors",
+           "parse_safetensors", "save_safetensors", "safetensors_bytes", "save_weights", "load_weights"]
+
 _SAFETENSORS_DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "I32": np.int32,
                        "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-
-
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """The checkpoint asks to load code other than tensors and dicts."""
-
-
-class CheckpointFormatError(ValueError):
-    """The file is not a checkpoint this reader understands."""
-
-
-class _StorageType:
-    """Stands in for ``torch.FloatStorage`` etc.: only carries the dtype."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.dtype = _STORAGE_DTYPES[name]
-
-
-class _Storage:
-    """A flat array filled later (legacy format) or at once (zip format)."""
-
-    def __init__(self, dtype, numel: int):
-        self.dtype, self.numel = dtype, numel
-        self.data: np.ndarray | None = None
-
-
-def _rebuild_tensor(storage: _Storage, offset: int, size, stride, *_ignored) -> "_LazyTensor":
-    return _LazyTensor(storage, int(offset), tuple(size), tuple(stride))
-
-
-class _LazyTensor:
-    """A view into a storage, materialised once every storage has its bytes."""
-
-    def __init__(self, storage: _Storage, offset: int, size: tuple, stride: tuple):
-        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
-
-    def numpy(self) -> np.ndarray:
-        data = self.storage.data
-        if data is None:
-            raise CheckpointFormatError("a tensor refers to a storage whose bytes are missing")
-        itemsize = data.dtype.itemsize
-        if not self.size:
-            return np.array(data[self.offset])
-        needed = self.offset + 1 + sum((n - 1) * s for n, s in zip(self.size, self.stride) if n > 0)
-        if needed > len(data):
-            raise CheckpointFormatError(f"tensor of shape {self.size} runs past its storage ({len(data)} elements)")
-        view = np.lib.stride_tricks.as_strided(data[self.offset:], shape=self.size,
-                                               strides=tuple(s * itemsize for s in self.stride), writeable=False)
-        return np.ascontiguousarray(view)
-
-
-_ALLOWED = {
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("collections", "OrderedDict"): OrderedDict,
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, f: BinaryIO, storages: dict[str, _Storage], zip_loader=None):
-        super().__init__(f)
-        self.storages, self.zip_loader = storages, zip_loader
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        if module == "torch" and name in _STORAGE_DTYPES and _STORAGE_DTYPES[name] is not None:
-            return _StorageType(name)
-        raise UnsafeCheckpointError(f"refused to load {module}.{name}: a weights file may only contain tensors "
-                                    "and dicts (this one asks to run code)")
-
-    def persistent_load(self, pid: Any) -> Any:
-        if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
-            raise UnsafeCheckpointError(f"unexpected persistent id {pid!r}")
-        storage_type, key, _location, numel = pid[1], str(pid[2]), pid[3], int(pid[4])
-        if not isinstance(storage_type, _StorageType):
-            raise UnsafeCheckpointError(f"unexpected storage type {storage_type!r}")
-        if key not in self.storages:
-            st = _Storage(storage_type.dtype, numel)
-            if self.zip_loader is not None:
-                st.data = self.zip_loader(key, storage_type.dtype)
-            self.storages[key] = st
-        return self.storages[key]
-
-
-def _materialise(obj: Any) -> Any:
-    if isinstance(obj, _LazyTensor):
-        return obj.numpy()
-    if isinstance(obj, dict):
-        return OrderedDict((k, _materialise(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialise(v) for v in obj)
-    return obj
-
-
-def _load_legacy(f: BinaryIO) -> Any:
-    restricted = lambda: _RestrictedUnpickler(f, {})  # noqa: E731
-    magic = restricted().load()
-    if magic != _LEGACY_MAGIC:
-        raise CheckpointFormatError("not a PyTorch checkpoint (bad magic number)")
-    restricted().load()  # protocol version
-    restricted().load()  # sys info
-    storages: dict[str, _Storage] = {}
-    obj = _RestrictedUnpickler(f, storages).load()
-    keys = _RestrictedUnpickler(f, storages).load()
-    for key in keys:
-        st = storages.get(str(key))
-        if st is None:
-            raise CheckpointFormatError(f"storage {key!r} is listed but never used")
-        (numel,) = struct.unpack("<q", f.read(8))
-        raw = f.read(numel * np.dtype(st.dtype).itemsize)
-        if numel != st.numel or len(raw) != numel * np.dtype(st.dtype).itemsize:
-            raise CheckpointFormatError(f"storage {key!r} is truncated or has the wrong size")
-        st.data = np.frombuffer(raw, dtype=np.dtype(st.dtype).newbyteorder("<"))
-    return obj
-
-
-def _load_zip(path: Path) -> Any:
-    with zipfile.ZipFile(path) as z:
-        names = z.namelist()
-        pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
-        if pkl is None:
-            raise CheckpointFormatError(f"{path}: zip checkpoint without data.pkl")
-        prefix = pkl[: -len("data.pkl")]
-
-        def load_storage(key: str, dtype) -> np.ndarray:
-            return np.frombuffer(z.read(f"{prefix}data/{key}"), dtype=np.dtype(dtype).newbyteorder("<"))
-
-        return _RestrictedUnpickler(io.BytesIO(z.read(pkl)), {}, load_storage).load()
+MAX_HEADER = 100 << 20  # the safetensors format's own limit on its JSON header
 
 
 def load_safetensors(path: str | Path) -> OrderedDict[str, np.ndarray]:
@@ -168,23 +37,58 @@ def parse_safetensors(data: bytes | memoryview, where: str = "safetensors data"
     if len(data) < 8:
         raise CheckpointFormatError(f"{where}: too short for a safetensors file")
     (n,) = struct.unpack("<Q", bytes(data[:8]))
-    if n > len(data) - 8:
+    if n > len(data) - 8 or n > MAX_HEADER:
         raise CheckpointFormatError(f"{where}: header length {n} runs past the end of the file")
-    header = json.loads(bytes(data[8: 8 + n]))
+    try:
+        header = json.loads(bytes(data[8: 8 + n]))
+    except (ValueError, RecursionError) as e:
+        raise CheckpointFormatError(f"{where}: the header is not JSON ({e!s:.200})") from None
+    if not isinstance(header, dict):
+        raise CheckpointFormatError(f"{where}: the header is not a JSON object")
     body = memoryview(data)[8 + n:]
     out: OrderedDict[str, np.ndarray] = OrderedDict()
+    spans = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
-        if dtype is None:
-            raise CheckpointFormatError(f"{where}: tensor {name!r} has unsupported dtype {info['dtype']}")
-        start, end = info["data_offsets"]
+        dtype, shape, start, end = _entry(info, name, where)
         if not 0 <= start <= end <= len(body):
             raise CheckpointFormatError(f"{where}: tensor {name!r} lies outside the file")
-        arr = np.frombuffer(body[start:end], dtype=np.dtype(dtype).newbyteorder("<"))
-        out[name] = arr.reshape(info["shape"]).copy()
-    return out, dict(header.get("__metadata__") or {})
+        if end - start != math.prod(shape) * np.dtype(dtype).itemsize:
+            raise CheckpointFormatError(f"{where}: tensor {name!r} of shape {shape} does not fill its "
+                                        f"{end - start} bytes")
+        spans.append((start, end, name))
+    spans.sort()
+    for (_, end0, a), (start1, _, b) in zip(spans, spans[1:]):
+        if start1 < end0:
+            raise CheckpointFormatError(f"{where}: tensors {a!r} and {b!r} overlap")
+    for name, info in header.items():
+        if name != "__metadata__":
+            dtype, shape, start, end = _entry(info, name, where)
+            try:
+                arr = np.frombuffer(body[start:end], dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
+            except ValueError as e:  # e.g. a zero-size shape with dimensions NumPy cannot hold
+                raise CheckpointFormatError(f"{where}: tensor {name!r}: {e}") from None
+            out[name] = arr.copy()
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointFormatError(f"{where}: __metadata__ is not a JSON object")
+    return out, {str(k): str(v) for k, v in meta.items()}
+
+
+def _entry(info: Any, name: str, where: str) -> tuple[Any, list[int], int, int]:
+    """One header entry's dtype, shape and byte span, checked for types."""
+    if not isinstance(info, dict):
+        raise CheckpointFormatError(f"{where}: tensor {name!r} has a malformed entry")
+    dtype = _SAFETENSORS_DTYPES.get(info.get("dtype")) if isinstance(info.get("dtype"), str) else None
+    if dtype is None:
+        raise CheckpointFormatError(f"{where}: tensor {name!r} has unsupported dtype {info.get('dtype')!r:.50}")
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+    ints = lambda v: isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0  # noqa: E731
+                                                 for i in v)
+    if not ints(shape) or not ints(offsets) or len(offsets) != 2 or len(shape) > 32:
+        raise CheckpointFormatError(f"{where}: tensor {name!r} has a malformed shape or data_offsets")
+    return dtype, shape, offsets[0], offsets[1]
 
 
 def load_state_dict(path: str | Path) -> OrderedDict[str, np.ndarray]:
@@ -206,17 +110,12 @@ def load_state_dict(path: str | Path) -> OrderedDict[str, np.ndarray]:
     path = Path(path)
     if path.suffix == ".safetensors":
         return load_safetensors(path)
-    if zipfile.is_zipfile(path):
-        obj = _load_zip(path)
-    else:
-        with open(path, "rb") as f:
-            obj = _load_legacy(f)
-    obj = _materialise(obj)
+    obj = read_pth(path)
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise CheckpointFormatError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
-    return OrderedDict((k, v) for k, v in obj.items() if isinstance(v, np.ndarray))
+    return OrderedDict((k, v) for k, v in obj.items() if isinstance(k, str) and isinstance(v, np.ndarray))
 
 
 _DTYPE_NAMES = {np.dtype(v).newbyteorder("<").str: k for k, v in _SAFETENSORS_DTYPES.items()}
