@@ -1,12 +1,15 @@
 """Fuzz cxrzoo's PNG decoder: mutations of real and generated PNGs, counting inputs, crashes and hangs.
 
-A crash is any exception other than ``ImageDecodeError`` (a segfault kills the
-run, which is a crash too); a hang is one input taking longer than
-``--hang-seconds``.  Every other input is decoded with a 4× downscale (the fused unfilter + block-mean
-kernel on square 8-bit gray files).  Mutations repair chunk CRCs half of the time so that they
-reach inflate, unfilter and gray conversion instead of stopping at the CRC check.
+Inputs are decoded in a child process, one at a time, under a time limit (``--hang-seconds``) that the
+parent enforces: an input past it is a **hang** (the child is killed and restarted, the run goes on), a
+child that dies (a segfault) or any exception other than ``ImageDecodeError`` is a **crash**.  Every
+other input is decoded with a 4× downscale (the fused unfilter + block-mean kernel on square 8-bit gray
+files).  Mutations repair chunk CRCs half of the time so that they reach inflate, unfilter and gray
+conversion instead of stopping at the CRC check.  Every ``--big-every``-th input mutates an NIH-size seed
+(1024², a synthetic radiograph, and the real NIH file when present), so the SIMD wavefront unfilter runs
+over full 15-row bands, not just a few rows.
 
-    .venv/bin/python benchmarks/fuzz_png.py --n 1000000 [--seconds 0] [--json]
+    .venv/bin/python benchmarks/fuzz_png.py --n 1000000 [--json]
 """
 from __future__ import annotations
 
@@ -119,11 +122,63 @@ def seeds(shared: Path | None) -> list[bytes]:
             out.append(make_png(rng.integers(0, min(n, 256), (7, 13, c)), ct, bd, palette=pal))
     except ImportError:
         pass
-    if shared and shared.is_dir():  # one real NIH file, downscaled so that a million runs stay affordable
-        for p in sorted(shared.glob("*.png"))[:1]:
-            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-            out.append(cv2.imencode(".png", cv2.resize(img, (48, 48), interpolation=cv2.INTER_AREA))[1].tobytes())
     return out
+
+
+def big_seeds(shared: Path | None) -> list[bytes]:
+    """NIH-size seeds: a 1024² synthetic radiograph (8 and 16 bits) and the first real NIH file, if present."""
+    import cv2
+
+    from cxrzoo.synth.phantom import render
+
+    img8 = render("Nodule|Effusion", 1024, 0)  # uint8
+    out = [cv2.imencode(".png", img8)[1].tobytes(), cv2.imencode(".png", img8.astype(np.uint16) * 257)[1].tobytes()]
+    if shared and shared.is_dir():
+        out += [p.read_bytes() for p in sorted(shared.glob("*.png"))[:1]]
+    return out
+
+
+def _decode(msg: tuple[bytes, int | None], _workdir: str) -> dict:
+    """In the child: decode one input; its outcome."""
+    from cxrzoo.ingest import ImageDecodeError, decode_gray
+
+    data, reduce = msg
+    try:
+        out = decode_gray(data, reduce, max_pixels=1 << 22)
+        if out.dtype != np.uint8 or out.ndim != 2:
+            return {"outcome": "crash", "reason": f"decoded to {out.dtype} of shape {out.shape}"}
+        return {"outcome": "decoded"}
+    except ImageDecodeError:
+        return {"outcome": "rejected"}
+    except Exception as e:  # noqa: BLE001 - anything else is a finding
+        return {"outcome": "crash", "reason": f"{type(e).__name__}: {e}"[:200]}
+
+
+def run(n: int, seed: int = 0, hang_seconds: float = 2.0, shared: Path | None = None, big_every: int = 10) -> dict:
+    """Fuzz ``n`` inputs; the counts (``crash_examples`` holds the first few crashes and hangs)."""
+    from _fuzzchild import ChildRunner
+
+    corpus, big = seeds(shared), big_seeds(shared)
+    rng = np.random.default_rng(seed)
+    counts: dict = {"inputs": 0, "decoded": 0, "rejected": 0, "crashes": 0, "hangs": 0, "big_inputs": 0,
+                    "slowest_s": 0.0, "crash_examples": []}
+    with ChildRunner(_decode, hang_seconds, warmup=[(b, r) for b in corpus + big for r in (None, 4)]) as runner:
+        for i in range(n):
+            from_big = big_every > 0 and i % big_every == big_every - 1
+            data = mutate(big[i % len(big)] if from_big else corpus[i % len(corpus)], rng)
+            res = runner.call((data, None if i % 2 else 4))  # even: the fused downscale path
+            counts["slowest_s"] = max(counts["slowest_s"], round(runner.last_seconds, 3))
+            outcome = res["outcome"]
+            counts[{"decoded": "decoded", "rejected": "rejected", "crash": "crashes", "hang": "hangs"}[outcome]] += 1
+            if outcome in ("crash", "hang"):
+                log.error("%s on input %d: %s", outcome, i, res["reason"])
+                if len(counts["crash_examples"]) < 5:
+                    counts["crash_examples"].append(res["reason"])
+            counts["inputs"] += 1
+            counts["big_inputs"] += from_big
+            if (i + 1) % 100_000 == 0:
+                log.info("%d inputs, %d crashes, %d hangs", i + 1, counts["crashes"], counts["hangs"])
+    return counts
 
 
 def main() -> None:
@@ -131,36 +186,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="inputs to try")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--hang-seconds", type=float, default=2.0)
+    ap.add_argument("--hang-seconds", type=float, default=2.0, help="per-input time limit (default: 2 s)")
+    ap.add_argument("--big-every", type=int, default=10, help="every k-th input mutates an NIH-size seed")
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/nih-sample")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO, format="%(message)s")
-    from cxrzoo.ingest import ImageDecodeError, decode_gray
-
-    corpus = seeds(args.shared)
-    rng = np.random.default_rng(args.seed)
-    counts = {"inputs": 0, "decoded": 0, "rejected": 0, "crashes": 0, "hangs": 0}
     t0 = time.perf_counter()
-    for i in range(args.n):
-        data = mutate(corpus[i % len(corpus)], rng)
-        t = time.perf_counter()
-        try:
-            decode_gray(data, None if i % 2 else 4, max_pixels=1 << 22)  # odd: the fused downscale path
-            counts["decoded"] += 1
-        except ImageDecodeError:
-            counts["rejected"] += 1
-        except Exception as e:  # noqa: BLE001 - anything else is a finding
-            counts["crashes"] += 1
-            log.error("crash on input %d: %r", i, e)
-        if time.perf_counter() - t > args.hang_seconds:
-            counts["hangs"] += 1
-        counts["inputs"] += 1
-        if (i + 1) % 100_000 == 0:
-            log.info("%d inputs, %d crashes, %d hangs", i + 1, counts["crashes"], counts["hangs"])
+    counts = run(args.n, args.seed, args.hang_seconds, args.shared, args.big_every)
     counts["seconds"] = round(time.perf_counter() - t0, 1)
-    log.info("fuzzed %d inputs in %.0fs: %d decoded, %d rejected cleanly, %d crashes, %d hangs", counts["inputs"],
-             counts["seconds"], counts["decoded"], counts["rejected"], counts["crashes"], counts["hangs"])
+    log.info("fuzzed %d inputs (%d from NIH-size seeds) in %.0fs: %d decoded, %d rejected cleanly, %d crashes, "
+             "%d hangs; slowest input %.2f s", counts["inputs"], counts["big_inputs"], counts["seconds"],
+             counts["decoded"], counts["rejected"], counts["crashes"], counts["hangs"], counts["slowest_s"])
     print(json.dumps({"benchmark": "fuzz_png", **counts}))  # noqa: T201 - the one JSON line
     sys.exit(1 if counts["crashes"] or counts["hangs"] else 0)
 

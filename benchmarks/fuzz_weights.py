@@ -28,15 +28,14 @@ import logging
 import multiprocessing as mp
 import os
 import re
-import resource
 import struct
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _fuzzchild import ChildRunner  # noqa: E402
 from _pth_writer import ODict, Tensor, legacy_checkpoint, pickle_bytes, safetensors, zip_checkpoint  # noqa: E402
 
 log = logging.getLogger("fuzz_weights")
@@ -200,73 +199,30 @@ def _status(field: str) -> int:
     return 0
 
 
-def _child(conn, workdir: str) -> None:
-    """Load each file sent; reply with the outcome and the peak RSS above the baseline."""
+def _load(msg: tuple[str, bytes, bool], workdir: str) -> dict:
+    """In the child: load one file; the outcome and the peak RSS above the baseline."""
     from cxrzoo.models.weights import CheckpointFormatError, UnsafeCheckpointError, load_state_dict
 
-    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))  # a runaway allocation fails, not the machine
-    logging.disable(logging.CRITICAL)
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            return
-        suffix, data, want = msg
-        path = os.path.join(workdir, "input" + suffix)
-        with open(path, "wb") as f:
-            f.write(data)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets the high-water mark of the RSS
-        base = _status("VmRSS:")
-        try:
-            sd = load_state_dict(path)
-            out = {"outcome": "loaded", "returned": int(sum(v.nbytes for v in sd.values()))}
-            if want and out["returned"] <= 1 << 18:
-                out["arrays"] = dict(sd)
-            del sd
-        except (CheckpointFormatError, UnsafeCheckpointError) as e:
-            reason = re.sub(r"\d+", "N", str(e).split(": ", 1)[-1].split("(")[0])
-            out = {"outcome": "rejected", "reason": reason[:60].strip(), "returned": 0}
-        except BaseException as e:  # noqa: BLE001 -- what the fuzzer looks for
-            out = {"outcome": "crash", "reason": f"{type(e).__name__}: {e}"[:200], "returned": 0}
-        out["peak"] = max(_status("VmHWM:") - base, 0)
-        conn.send(out)
-
-
-class _Runner:
-    """A child process loading one file at a time, restarted after a hang or a death."""
-
-    def __init__(self, limit: float):
-        self.limit, self.ctx, self.proc = limit, mp.get_context("spawn"), None
-        self.workdir = tempfile.mkdtemp(prefix="cxrzoo-fuzz-weights-")
-
-    def _start(self) -> None:
-        self.conn, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_child, args=(child, self.workdir), daemon=True)
-        self.proc.start()
-
-    def load(self, suffix: str, data: bytes, want_arrays: bool = False) -> dict:
-        if self.proc is None or not self.proc.is_alive():
-            self._start()
-        self.conn.send((suffix, data, want_arrays))
-        if not self.conn.poll(self.limit):
-            self.proc.kill()
-            self.proc.join()
-            self.proc = None
-            return {"outcome": "hang"}
-        try:
-            return self.conn.recv()
-        except EOFError:
-            self.proc.join()
-            code, self.proc = self.proc.exitcode, None
-            return {"outcome": "crash", "reason": f"the reader's process died (exit code {code})"}
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.is_alive():
-            self.conn.send(None)
-            self.proc.join(10)
-        import shutil
-
-        shutil.rmtree(self.workdir, ignore_errors=True)
+    suffix, data, want = msg
+    path = os.path.join(workdir, "input" + suffix)
+    with open(path, "wb") as f:
+        f.write(data)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the high-water mark of the RSS
+    base = _status("VmRSS:")
+    try:
+        sd = load_state_dict(path)
+        out = {"outcome": "loaded", "returned": int(sum(v.nbytes for v in sd.values()))}
+        if want and out["returned"] <= 1 << 18:
+            out["arrays"] = dict(sd)
+        del sd
+    except (CheckpointFormatError, UnsafeCheckpointError) as e:
+        reason = re.sub(r"\d+", "N", str(e).split(": ", 1)[-1].split("(")[0])
+        out = {"outcome": "rejected", "reason": reason[:60].strip(), "returned": 0}
+    except BaseException as e:  # noqa: BLE001 -- what the fuzzer looks for
+        out = {"outcome": "crash", "reason": f"{type(e).__name__}: {e}"[:200], "returned": 0}
+    out["peak"] = max(_status("VmHWM:") - base, 0)
+    return out
 
 
 def _work(args: tuple[int, int, int, float]) -> dict:
@@ -276,17 +232,16 @@ def _work(args: tuple[int, int, int, float]) -> dict:
                     "views_checked": 0, "reads_outside": 0,
                     "peak_rss_bytes": 0, "worst_memory_ratio": 0.0, "slowest_s": 0.0,
                     "by_class": collections.Counter(), "reasons": collections.Counter(), "crash_examples": []}
-    runner = _Runner(limit)
+    runner = ChildRunner(_load, limit, warmup=[(".safetensors", safetensors({"w": np.zeros(2, "<f4")}), False)])
     try:
         for i in range(n):
             kind, suffix, data, oracle = generate(rng, i)
-            t = time.perf_counter()
-            res = runner.load(suffix, data, oracle is not None)
-            counts["slowest_s"] = max(counts["slowest_s"], time.perf_counter() - t)
+            res = runner.call((suffix, data, oracle is not None))
+            counts["slowest_s"] = max(counts["slowest_s"], round(runner.last_seconds, 3))
             outcome = res["outcome"]
             counts[{"loaded": "loaded", "rejected": "rejected", "crash": "crashes", "hang": "hangs"}[outcome]] += 1
             if outcome in ("crash", "hang") and len(counts["crash_examples"]) < 5:
-                counts["crash_examples"].append(f"{kind}: {res.get('reason', 'over the time limit')}")
+                counts["crash_examples"].append(f"{kind}: {res['reason']}")
             if outcome == "rejected":
                 counts["reasons"][res["reason"]] += 1
             if "arrays" in res:
