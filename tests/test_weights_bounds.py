@@ -175,3 +175,19 @@ def test_short_fuzz_run_has_no_crash_hang_overrun_or_outside_read():
     assert res["crashes"] == 0 and res["hangs"] == 0, res["crash_examples"]
     assert res["memory_overruns"] == 0 and res["reads_outside"] == 0
     assert res["views_checked"] >= 10 and res["loaded"] >= 50 and res["rejected"] >= 500
+
+
+def test_what_the_fuzzer_found_is_a_format_error(tmp_path):
+    """fuzz_weights, 100,000 inputs: a BYTEARRAY8 opcode declaring 2**60 bytes (the unpickler allocated them:
+    MemoryError) and a zip member flagged encrypted (zipfile's RuntimeError)."""
+    path = tmp_path / "w.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x05\x96" + struct.pack("<Q", 1 << 60) + b".")
+    with pytest.raises(CheckpointFormatError, match="protocol-5 bytearray"):
+        load_state_dict(path)
+    raw = bytearray(zip_checkpoint({"w": Tensor("0", 3, 0, (3,), (1,))}, {"0": DATA[:3].tobytes()}))
+    at = raw.index(b"PK\x01\x02")  # the first central-directory entry; its flags are at +8
+    raw[at + 8] |= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointFormatError, match="encrypted"):
+        load_state_dict(path)

@@ -180,6 +180,11 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python one: its BUILD
 
     dispatch[pickle.BUILD[0]] = _build
 
+    def _bytearray8(self) -> None:  # it allocates the declared length before reading: torch never writes it
+        raise CheckpointFormatError("the pickle holds a protocol-5 bytearray, which no checkpoint has")
+
+    dispatch[pickle.BYTEARRAY8[0]] = _bytearray8
+
     def persistent_load(self, pid: Any) -> Any:
         if not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage":
             raise UnsafeCheckpointError(f"unexpected persistent id {pid!r:.200}")
@@ -264,6 +269,9 @@ def _load_legacy(raw: bytes) -> tuple[Any, int]:
 def _load_zip(path: Path, size: int) -> tuple[Any, int]:
     with zipfile.ZipFile(path) as z:
         infos = {i.filename: i for i in z.infolist()}
+        lying = next((i.filename for i in infos.values() if i.compress_size > size), None)
+        if lying is not None:
+            raise CheckpointFormatError(f"zip member {lying!r:.100} claims more bytes than the file holds")
         if sum(i.file_size for i in infos.values()) > ZIP_RATIO * size + SLACK:
             raise CheckpointFormatError(f"the zip would inflate to more than {ZIP_RATIO}x its size (a zip bomb?)")
         pkl = next((n for n in infos if n.endswith("/data.pkl") or n == "data.pkl"), None)
@@ -316,7 +324,7 @@ def read_pth(path: str | Path) -> Any:
         raise type(e)(f"{path}: {e}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             struct.error, zipfile.BadZipFile, zipfile.LargeZipFile, RecursionError, OverflowError,
-            NotImplementedError, LookupError, zlib.error, OSError) as e:
+            NotImplementedError, LookupError, zlib.error, RuntimeError, OSError) as e:
         if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise  # the file itself could not be read: not the checkpoint's fault
+            raise  # the file itself could not be read: not the checkpoint's fault (RuntimeError: encrypted zip)
         raise CheckpointFormatError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e!s:.200})") from None
