@@ -36,6 +36,17 @@ def local_path(path: str | os.PathLike) -> str | None:
     return path.removeprefix("file://").removeprefix("file:")
 
 
+def resolve_local(path: str | os.PathLike) -> str:
+    """A local ``path`` (plain or ``file:``) as an absolute plain path, resolved against this process's working
+    directory; a URI of another file system (``hdfs://``, ``s3a://`` ...) as given.
+
+    Executors and their Python workers have working directories of their own: resolve a path on the driver
+    before it reaches them.
+    """
+    local = local_path(path)
+    return os.fspath(path) if local is None else os.path.abspath(local)
+
+
 def qualify(path: str, spark: Any = None) -> str:
     """``path`` with the scheme Hadoop gives it: a path without one lies on ``fs.defaultFS`` (HDFS on many
     clusters); without Spark, or where the default is the local file system, it stays a local path."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxrzoo.labels import encode_findings
+from cxrzoo.labels import UnknownLabelError, encode_findings
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,10 @@ def read_labels_csv(path: str | Path) -> pd.DataFrame:
     labels, pids = [], []
     for i, (name, findings, pid) in enumerate(zip(df["Image Index"], df["Finding Labels"], df["Patient ID"])):
         where = f"{path}:{i + 2} ({name})"  # line 1 is the header
-        labels.append(encode_findings(findings, where))
+        try:
+            labels.append(encode_findings(findings, where))
+        except UnknownLabelError as e:  # the documented error of a bad label file (its message names the line)
+            raise LabelFileError(str(e)) from None
         try:
             pids.append(int(pid))
         except ValueError:

@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+MAX_JPEG_STEPS = 65536  # markers and fill bytes walked before the frame header: far more than any real file's
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG's start-of-frame marker, or None if not found."""
+    """(height, width) from a JPEG's start-of-frame marker, or None if not found.
+
+    Only the marker segments' headers before the frame are read, at most :data:`MAX_JPEG_STEPS` of them
+    (fill bytes included), so a crafted file cannot make the walk long."""
     if data[:2] != b"\xff\xd8":
         return None
     pos, n = 2, len(data)
-    while pos + 4 <= n:
+    for _ in range(MAX_JPEG_STEPS):
+        if pos + 4 > n:
+            return None
         if data[pos] != 0xFF:
             return None
         marker = data[pos + 1]

@@ -7,49 +7,32 @@ Either way they are joined to the label CSV on the file name and decoded on the
 executors in an Arrow UDF (``mapInArrow``): forced to gray and resized at read,
 as NNImageReader did.
 A file that cannot be decoded keeps its row with ``image`` null and ``error``
-saying why; images without a CSV row and CSV rows without an image are counted
-and reported.
+saying why (:mod:`cxrzoo.ingest.decode_udf`), as does each of several files
+sharing a CSV row's name; images without a CSV row and CSV rows without an
+image are counted and reported.
 """
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.pandas.types import to_arrow_type
 
-from cxrzoo.arrowutil import rows_to_binary_array
-from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, DICOM_SUFFIXES, ImageDecodeError, decode_image
-from cxrzoo.ingest.dicom import VOI_MODES, is_dicom
+from cxrzoo.atomic import local_path, resolve_local
+from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, DICOM_SUFFIXES
+from cxrzoo.ingest.decode_udf import decode_images
+from cxrzoo.ingest.dicom import is_dicom
 from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
-from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT, shared_decoder
-from cxrzoo.io import local_path
+from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT
 from cxrzoo.labels import NIH_MASK, harmonise_nih
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg") + DICOM_SUFFIXES
-DICOM_SCHEMA = T.StructType([
-    T.StructField("patient_id", T.StringType(), True),
-    T.StructField("study_uid", T.StringType(), True),
-    T.StructField("series_uid", T.StringType(), True),
-    T.StructField("sop_uid", T.StringType(), True),
-    T.StructField("view_position", T.StringType(), True),
-    T.StructField("pixel_spacing", T.ArrayType(T.DoubleType(), True), True),
-    T.StructField("modality", T.StringType(), True),
-    T.StructField("photometric", T.StringType(), True),
-    T.StructField("bits_stored", T.IntegerType(), True),
-    T.StructField("rows", T.IntegerType(), True),
-    T.StructField("columns", T.IntegerType(), True),
-    T.StructField("transfer_syntax", T.StringType(), True),
-])  # the ``dicom`` column: a DICOM file's header fields (null for PNG/JPEG rows)
 LABEL_SCHEMA = T.StructType([
     T.StructField("image_index", T.StringType(), False),
     T.StructField("patient_id", T.IntegerType(), False),
@@ -75,86 +58,36 @@ class IngestReport:
     images_without_row: int = 0
     rows_without_image: int = 0
     outside_split: int = 0
+    duplicate_names: int = 0  # label keys naming several files: each of those files has an error row
     examples_without_row: list[str] = field(default_factory=list)
     examples_without_image: list[str] = field(default_factory=list)
+    examples_duplicate_names: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """JSON-ready dict."""
         return asdict(self)
 
 
-def _decode_batches(size: int, max_pixels: int, keep: list[str], voi: str, timeout: float):
-    dicom_type = to_arrow_type(DICOM_SCHEMA)
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        sandbox = shared_decoder(timeout)  # DICOM files: a child process with bounded memory and time
-        for batch in batches:
-            paths = batch.column("path").to_pylist()
-            names = batch.schema.names
-            contents = batch.column("content").to_pylist() if "content" in names else [None] * len(paths)
-            pixels = np.empty((len(paths), size * size), np.uint8)  # the images column's data buffer
-            ok: list[int] = []
-            errors: list[str | None] = []
-            metas: list[dict | None] = []
-            for i, (data, path) in enumerate(zip(contents, paths)):
-                meta = None
-                try:
-                    if data is None and "content" not in names:
-                        data = _read_local(path)
-                    img, meta = decode_image(data or b"", size, max_pixels, voi, os.path.basename(path), sandbox)
-                    pixels[len(ok)] = img.reshape(-1)
-                    ok.append(i)
-                    errors.append(None)
-                except ImageDecodeError as e:
-                    errors.append(f"{os.path.basename(path)}: {e}")
-                metas.append(meta)
-            images = rows_to_binary_array(pixels[:len(ok)], ok, len(paths))
-            cols = [batch.column(k) for k in keep]
-            yield pa.RecordBatch.from_arrays(
-                cols + [images, pa.array(errors, pa.string()), pa.array(metas, dicom_type)],
-                names=keep + ["image", "error", "dicom"])
-    return run
-
-
-def _read_local(path: str) -> bytes:
-    try:
-        with open(path.removeprefix("file:"), "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise ImageDecodeError(f"cannot read the file ({e.strerror}); check it exists and is readable") from None
-
-
-def decode_images(files: DataFrame, size: int, max_pixels: int = DEFAULT_MAX_PIXELS, voi: str = "auto",
-                  decode_timeout: float = DEFAULT_TIMEOUT) -> DataFrame:
-    """Add ``image`` (size² gray uint8, row-major), ``error`` and ``dicom`` (a DICOM file's header fields,
-    :data:`DICOM_SCHEMA`), from ``content`` bytes or, without that column, from the local file at ``path``;
-    ``content`` is dropped.  ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`); DICOM files are
-    decoded in a child process (:mod:`cxrzoo.ingest.sandbox`) allowed ``decode_timeout`` seconds each."""
-    if voi not in VOI_MODES:
-        raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
-    keep = [f.name for f in files.schema.fields if f.name not in ("content", "modificationTime", "length")]
-    schema = T.StructType([files.schema[k] for k in keep] + [
-        T.StructField("image", T.BinaryType(), True), T.StructField("error", T.StringType(), True),
-        T.StructField("dicom", DICOM_SCHEMA, True)])
-    return files.mapInArrow(_decode_batches(size, max_pixels, keep, voi, decode_timeout), schema)
-
-
 def _local_dir(images: str) -> str | None:
-    """The local directory named by ``images`` (plain path or ``file:``), or None for other file systems."""
-    path = local_path(images)
-    if path is None:
+    """The local directory named by ``images`` (plain path or ``file:``) made absolute (the executors' working
+    directories are not the driver's), or None for other file systems."""
+    if local_path(images) is None:
         return None
+    path = resolve_local(images)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"image directory {images!r} does not exist")
     return path
 
 
-def list_image_paths(spark: SparkSession, images: str, depth: int = 1, stem: bool = False) -> dict[str, str]:
-    """``{key: path}`` of every PNG/JPEG/DICOM file under ``images``, recursively.
+def list_image_paths(spark: SparkSession, images: str, depth: int = 1, stem: bool = False) -> dict[str, list[str]]:
+    """``{key: [path, ...]}`` of every PNG/JPEG/DICOM file under ``images``, recursively (local paths absolute).
 
     The key is the file name (``depth=1``) or its last ``depth`` path components joined by ``/`` (CheXpert's
     file names repeat in every study); ``stem=True`` drops the suffix (MIMIC-CXR's files are named by their
-    ``dicom_id``).
+    ``dicom_id``).  Labels are joined to files by this key, so it should name one file; the files of a key
+    that names several (the same name in two subdirectories, ``X.dcm`` next to ``X.jpg`` for a stem) are all
+    listed, sorted, never one silently in place of the others: :func:`ingest_table` gives each an error row
+    and :func:`unique_keys` tells them apart by more of their path.
     """
     local = _local_dir(images)
     if local is None:
@@ -168,13 +101,47 @@ def list_image_paths(spark: SparkSession, images: str, depth: int = 1, stem: boo
                 path = os.path.join(root, name)
                 if name.lower().endswith(IMAGE_SUFFIXES) or _has_dicom_magic(path):
                     paths.append(path)
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for path in sorted(paths):
-        key = "/".join(path.replace(os.sep, "/").split("/")[-depth:])
+        key = _key(path, depth)
         if stem and "." in key.rsplit("/", 1)[-1]:
             key = key.rsplit(".", 1)[0]
-        found[key] = path
+        found.setdefault(key, []).append(path)
     return found
+
+
+def _key(path: str, depth: int) -> str:
+    """The last ``depth`` components of ``path``, joined by ``/``."""
+    return "/".join(path.replace(os.sep, "/").split("/")[-depth:])
+
+
+def duplicates(listed: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The keys of ``listed`` that name more than one file."""
+    return {k: v for k, v in listed.items() if len(v) > 1}
+
+
+def unique_keys(listed: dict[str, list[str]]) -> dict[str, str]:
+    """``{key: path}`` with one file per key: a key naming several files is replaced, for each of them, by
+    the fewest last components of its path that tell it from the others (``study1/view1.jpg``)."""
+    out = {k: v[0] for k, v in listed.items() if len(v) == 1}
+    shared = duplicates(listed)
+    for key, paths in shared.items():
+        depth = key.count("/") + 2
+        while len({_key(p, depth) for p in paths}) < len(paths) and depth <= max(p.count("/") for p in paths):
+            depth += 1
+        out.update((_key(p, depth), p) for p in paths)
+    if shared:
+        log.warning("%d file name(s) are shared by several files: those files are keyed by their last path "
+                    "components instead, e.g. %s", len(shared), sorted(set(out) - set(listed))[:4])
+    return out
+
+
+def duplicate_error(key: str, path: str, paths: list[str]) -> str:
+    """The error row of ``path``, one of the several files ``paths`` the label key ``key`` names."""
+    others = [p for p in paths if p != path]
+    shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    return (f"{os.path.basename(path)}: duplicate file name {key!r} (also at {shown}); labels are joined by file "
+            "name, so they could belong to either: rename or remove all but one")
 
 
 def _has_dicom_magic(path: str) -> bool:
@@ -227,8 +194,9 @@ def _files_frame(spark: SparkSession, images: str, rows: list[tuple], schema: T.
 
 def image_files(spark: SparkSession, images: str) -> DataFrame:
     """Every image under ``images`` as ``path``, ``image_index`` (and ``content`` off the local file system),
-    for a UDF that reads and decodes them itself."""
-    listed = list_image_paths(spark, images)
+    for a UDF that reads and decodes them itself.  ``image_index`` is the file name or, for files sharing their
+    name with others, the fewest last components of the path that tell them apart (:func:`unique_keys`)."""
+    listed = unique_keys(list_image_paths(spark, images))
     schema = T.StructType([T.StructField("path", T.StringType(), False),
                            T.StructField("image_index", T.StringType(), False)])
     return _files_frame(spark, images, sorted((p, n) for n, p in listed.items()), schema)
@@ -240,24 +208,32 @@ def read_images(spark: SparkSession, images: str, size: int = 256, max_pixels: i
 
     PNG, JPEG and DICOM files are read (``.dcm``/``.dicom``, and on a local file system any other file that
     carries DICOM's ``DICM`` magic); ``voi`` is DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`) and
-    ``decode_timeout`` the seconds allowed per DICOM file (:mod:`cxrzoo.ingest.sandbox`).
+    ``decode_timeout`` the seconds allowed per DICOM file (:mod:`cxrzoo.ingest.sandbox`).  ``image_index`` is
+    as in :func:`image_files`.
     """
-    listed = list_image_paths(spark, images)
+    listed = unique_keys(list_image_paths(spark, images))
     schema = T.StructType([T.StructField("path", T.StringType(), False),
                            T.StructField("image_index", T.StringType(), False)])
     rows = sorted((p, n) for n, p in listed.items())
     return decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi, decode_timeout)
 
 
-def match_report(report: IngestReport, listed: dict[str, str], keys: set[str], all_keys: set[str], images: str,
-                  labels: str, split: str | None) -> set[str]:
-    """Fill ``report`` from the files found and the label rows' keys; warn about what cannot be matched."""
+def match_report(report: IngestReport, listed: dict[str, list[str]], keys: set[str], all_keys: set[str],
+                 images: str, labels: str, split: str | None) -> set[str]:
+    """Fill ``report`` from the files found (:func:`list_image_paths`) and the label rows' keys; warn about what
+    cannot be matched, and about label keys naming several files (their rows are errors)."""
     on_disk = set(listed)
     no_row, no_image = sorted(on_disk - all_keys), sorted(keys - on_disk)
-    report.images_found = len(on_disk)
+    shared = sorted(set(duplicates(listed)) & keys)
+    report.images_found = sum(len(v) for v in listed.values())
     report.matched = len(on_disk & keys)
     report.images_without_row, report.examples_without_row = len(no_row), no_row[:10]
     report.rows_without_image, report.examples_without_image = len(no_image), no_image[:10]
+    report.duplicate_names, report.examples_duplicate_names = len(shared), shared[:10]
+    if shared:
+        log.warning("%d name(s) of %s are shared by several files under %s, e.g. %s: labels are joined by file "
+                    "name, so each of those files gets an error row; rename or remove the duplicates", len(shared),
+                    labels, images, shared[:3])
     if no_row:
         log.warning("%d image(s) under %s have no row in %s and are not ingested, e.g. %s",
                     len(no_row), images, labels, no_row[:3])
@@ -267,15 +243,22 @@ def match_report(report: IngestReport, listed: dict[str, str], keys: set[str], a
     return on_disk
 
 
-def ingest_table(spark: SparkSession, images: str, table, listed: dict[str, str], key_col: str, size: int,
+def ingest_table(spark: SparkSession, images: str, table, listed: dict[str, list[str]], key_col: str, size: int,
                  max_pixels: int, voi: str, decode_timeout: float) -> DataFrame:
-    """Decode the files ``listed[key]`` of the label rows in ``table`` (a pandas frame with :data:`LABEL_SCHEMA`
-    columns and ``key_col``) into the ingest contract: :data:`FIRST`, then the other columns."""
+    """Decode the files ``listed[key]`` (:func:`list_image_paths`) of the label rows in ``table`` (a pandas frame
+    with :data:`LABEL_SCHEMA` columns and ``key_col``) into the ingest contract: :data:`FIRST`, then the other
+    columns.
+
+    A key naming several files cannot say which of them its labels describe: each of those files gets a row
+    with the key's labels, ``image`` null and an ``error`` naming the other files, and none is decoded.
+    """
     matched = table[table[key_col].isin(set(listed))]
     cols = [c for c in LABEL_SCHEMA.fieldNames() if c in matched.columns]
-    rows = [(listed[k],) + tuple(None if v is pd.NA or (isinstance(v, float) and v != v) else v for v in r)
-            for k, r in zip(matched[key_col], matched[cols].itertuples(index=False, name=None))]
-    schema = T.StructType([T.StructField("path", T.StringType(), False)] + [LABEL_SCHEMA[c] for c in cols])
+    rows = [(p, duplicate_error(k, p, listed[k]) if len(listed[k]) > 1 else None)
+            + tuple(None if v is pd.NA or (isinstance(v, float) and v != v) else v for v in r)
+            for k, r in zip(matched[key_col], matched[cols].itertuples(index=False, name=None)) for p in listed[k]]
+    schema = T.StructType([T.StructField("path", T.StringType(), False), T.StructField("error", T.StringType(), True)]
+                          + [LABEL_SCHEMA[c] for c in cols])
     df = decode_images(_files_frame(spark, images, rows, schema), size, max_pixels, voi, decode_timeout)
     return df.select(*FIRST, *[c for c in df.columns if c not in FIRST])
 
@@ -312,7 +295,10 @@ def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
     ----------
     spark : SparkSession
     images : str
-        Directory (searched recursively) of PNG/JPEG/DICOM files named as in the CSV.
+        Directory (searched recursively) of PNG/JPEG/DICOM files named as in the CSV; a relative local path is
+        resolved against the driver's working directory.  A name the CSV has and several files carry (the
+        same name in two subdirectories) gives each of those files an error row saying so, since the labels
+        could belong to either (counted in the report's ``duplicate_names``).
     labels_csv : str
         NIH ``Data_Entry_2017*.csv[.gz]``.
     size : int

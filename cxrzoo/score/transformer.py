@@ -8,7 +8,6 @@ as asynchronous infer requests, so decoding the next chunk overlaps inference of
 """
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
 import numpy as np
@@ -22,6 +21,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from cxrzoo.arrowutil import rows_to_list_array
+from cxrzoo.atomic import resolve_local
 from cxrzoo.score.runtime import load_scorer, read_card
 
 
@@ -35,23 +35,19 @@ def _voi(value) -> str:
 
 
 def _gray(value, size: int, decode: bool, path: str | None, voi: str = "auto") -> tuple[np.ndarray | None, str | None]:
-    """One row's image as (size, size) uint8, or an error message."""
-    from cxrzoo.ingest.decode import ImageDecodeError, decode_image
-    from cxrzoo.ingest.reader import _read_local
+    """One row's image as (size, size) uint8, or an error message (:func:`cxrzoo.ingest.decode_udf.decode_file`:
+    a bad file is its row's error, never the task's)."""
+    from cxrzoo.ingest.decode_udf import decode_file
     from cxrzoo.ingest.sandbox import shared_decoder
 
-    name = os.path.basename(path) if path else "image"
     if not decode:
         if value is None:
             return None, "no image"
         if len(value) != size * size:
             return None, f"image has {len(value)} bytes, the model takes {size}x{size} gray"
         return np.frombuffer(value, np.uint8).reshape(size, size), None
-    try:
-        data = value if value is not None else (_read_local(path) if path else b"")
-        return decode_image(data, size, voi=voi, name=name, sandbox=shared_decoder())[0], None
-    except ImageDecodeError as e:
-        return None, f"{name}: {e}"
+    img, _, error = decode_file(value, path, size, voi=voi, sandbox=shared_decoder())
+    return img, error
 
 
 def _findings_array(probs: np.ndarray, ok: list[int], rows: int, labels: list[str], thresholds: dict) -> pa.Array:
@@ -173,7 +169,7 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         g = self.getOrDefault
-        ir_dir = g(self.modelDir)
+        ir_dir = resolve_local(g(self.modelDir))  # the executors' working directories are not the driver's
         card = read_card(ir_dir)  # fail on the driver if the directory is wrong
         size = int(card["input"]["shape"][1])
         in_col, out_col, err_col = self.getInputCol(), self.getOutputCol(), g(self.errorCol)
