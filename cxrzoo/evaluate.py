@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AucReport:
-    """AUC per label (None where the data has no positives or no negatives) and their mean."""
+    """AUC per label (None where the data has no positives or no negatives) and their mean, over ``n`` scored rows;
+    ``unscored`` rows (no probabilities: undecodable images) are left out."""
 
     auc: dict[str, float | None]
     positives: dict[str, int]
     n: int
     ci95: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     min_positives: int = 10  # the headline counts only labels with at least this many positives
+    unscored: int = 0
 
     @property
     def mean_auc(self) -> float | None:
@@ -50,9 +52,9 @@ class AucReport:
         return sum(vals) / len(vals) if vals else None
 
     def as_dict(self) -> dict:
-        """``{"auc": {...}, "mean_auc": ..., "headline": {...}, "positives": {...}, "n": ...}``."""
+        """``{"auc": {...}, "mean_auc": ..., "headline": {...}, "positives": {...}, "n": ..., "unscored": ...}``."""
         d = {"auc": dict(self.auc), "mean_auc": self.mean_auc, "positives": dict(self.positives), "n": self.n,
-             "headline": {"mean_auc": self.headline_auc, "min_positives": self.min_positives,
+             "unscored": self.unscored, "headline": {"mean_auc": self.headline_auc, "min_positives": self.min_positives,
                           "labels": self.measured, "too_few": self.too_few}}
         if self.ci95:
             d["ci95"] = {k: (list(v) if v else None) for k, v in self.ci95.items()}
@@ -78,6 +80,8 @@ class AucReport:
         h = self.headline_auc
         lines.append(f"mean over the {len(self.measured)} labels with >= {self.min_positives} positives: "
                      + (f"{h:.4f}" if h is not None else "n/a"))
+        if self.unscored:
+            lines.append(f"left out: {self.unscored} rows without probabilities (undecodable images)")
         if self.too_few:
             lines.append(f"too few positives to measure (< {self.min_positives}): "
                          + ", ".join(f"{k} ({v})" for k, v in self.too_few.items()))
@@ -92,17 +96,27 @@ def scored_arrays(df: DataFrame, label_col: str, prob_col: str, labels: Sequence
     """(N, L) float64 labels and probabilities of the rows whose probabilities are not null, through Arrow.
 
     The labels are ``labels`` picked by name from the harmonised ``label_col`` (:func:`cxrzoo.targets.target_column`),
-    NaN where ``mask_col`` marks them unknown.
+    NaN where ``mask_col`` marks them unknown.  :func:`scored_arrays_and_unscored` also counts the rows left out.
     """
+    y, p, _ = scored_arrays_and_unscored(df, label_col, prob_col, labels, mask_col)
+    return y, p
+
+
+def scored_arrays_and_unscored(df: DataFrame, label_col: str, prob_col: str, labels: Sequence[str],
+                               mask_col: str = MASK_COL) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`scored_arrays` and the number of rows left out for null probabilities, in one pass over ``df``."""
     width = len(labels)
     target = target_column(df, labels, label_col, mask_col)
-    scored = df.where(F.col(prob_col).isNotNull()).select(target.alias("_y"), F.col(prob_col).alias("_p"))
-    scored = scored.select(*[F.col("_y")[i].cast("double").alias(f"y{i}") for i in range(width)],
+    scored = df.select(target.alias("_y"), F.col(prob_col).alias("_p"))
+    scored = scored.select(F.col("_p").isNull().alias("_unscored"),
+                           *[F.col("_y")[i].cast("double").alias(f"y{i}") for i in range(width)],
                            *[F.col("_p")[i].cast("double").alias(f"p{i}") for i in range(width)])
     table = scored.toPandas()
+    left_out = table["_unscored"].to_numpy(bool)
+    table = table[~left_out]
     y = table[[f"y{i}" for i in range(width)]].to_numpy(np.float64).reshape(-1, width)
     p = table[[f"p{i}" for i in range(width)]].to_numpy(np.float64).reshape(-1, width)
-    return y, p
+    return y, p, int(left_out.sum())
 
 
 def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "probabilities",
@@ -115,7 +129,8 @@ def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "prob
     df : DataFrame
         Has ``label_col`` (harmonised, :data:`cxrzoo.labels.ALL_LABELS`, or NIH's 14) and ``prob_col``
         (array<float> of ``len(labels)``); rows whose probabilities are null (undecodable images) are left
-        out, and so, per label, are entries ``label_mask`` marks unknown.
+        out (counted in :attr:`AucReport.unscored`, with a warning), and so, per label, are entries
+        ``label_mask`` marks unknown.
     bootstrap : int
         Resamples for 95 % percentile confidence intervals (0: none).
     min_positives : int
@@ -126,12 +141,20 @@ def evaluate_auc(df: DataFrame, label_col: str = "labels", prob_col: str = "prob
     The labels and probabilities are collected to the driver (14 doubles twice per image, about
     230 MB per million images) and ranked there with NumPy.
     """
-    y, p = scored_arrays(df, label_col, prob_col, labels)
+    y, p, unscored = scored_arrays_and_unscored(df, label_col, prob_col, labels)
     n = len(y)
+    warn_unscored(unscored, n + unscored)
     pos = {name: int(np.nansum(y[:, i])) for i, name in enumerate(labels)}
     auc = auc_table(y, p, labels)["auc"]
     ci = bootstrap_ci(y, p, labels, n_boot=bootstrap, seed=seed) if bootstrap > 0 and n > 0 else {}
-    return AucReport(auc, pos, n, ci, min_positives)
+    return AucReport(auc, pos, n, ci, min_positives, unscored)
+
+
+def warn_unscored(unscored: int, rows: int) -> None:
+    """Log a warning when ``unscored`` of ``rows`` rows had no probabilities and are left out of the AUC."""
+    if unscored:
+        log.warning("evaluate: %d of %d rows have no probabilities (undecodable images) and are left out of "
+                    "the AUC", unscored, rows)
 
 
 def bce_loss(df: DataFrame, label_col: str = "labels", prob_col: str = "probabilities",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Mapping
+from typing import Callable, Mapping
 
 from pyspark.sql import DataFrame
 
@@ -14,12 +14,14 @@ log = logging.getLogger(__name__)
 __all__ = ["local_path", "parquet_rows", "write_parquet_atomic"]
 
 
-def write_parquet_atomic(df: DataFrame, out: str, files: Mapping[str, str] | None = None) -> str:
+def write_parquet_atomic(df: DataFrame, out: str,
+                         files: Mapping[str, str] | Callable[[str], Mapping[str, str]] | None = None) -> str:
     """Write ``df`` as Parquet at ``out`` so that readers see the old data or all of the new, never part.
 
     Spark writes into a hidden sibling of ``out`` (its own commit protocol makes that complete or
     absent), ``files`` (name → text, e.g. a report) are added to it, and it replaces ``out`` by
-    :func:`cxrzoo.atomic.replace`.  A job killed mid-way leaves only hidden siblings, removed by the
+    :func:`cxrzoo.atomic.replace`.  ``files`` may be a function of the written sibling's URI, for a report
+    counted on the data as written.  A job killed mid-way leaves only hidden siblings, removed by the
     next write; rerunning never duplicates rows.
 
     Returns
@@ -31,7 +33,7 @@ def write_parquet_atomic(df: DataFrame, out: str, files: Mapping[str, str] | Non
 
     def write(tmp: str) -> None:
         df.write.parquet(spark_uri(tmp))
-        for name, text in (files or {}).items():
+        for name, text in ((files(spark_uri(tmp)) if callable(files) else files) or {}).items():
             write_text(f"{tmp.rstrip('/')}/{name}", text, spark)
 
     replace(out, write, spark)

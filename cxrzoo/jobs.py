@@ -14,7 +14,8 @@ from pyspark.sql import functions as F
 
 from cxrzoo.evaluate import AucReport, evaluate_auc
 from cxrzoo.export import export_openvino
-from cxrzoo.ingest import IngestReport, image_files, read_nih_with_report
+from cxrzoo.ingest import image_files, read_nih_with_report
+from cxrzoo.ingest.outcome import IngestOutcome, decode_outcome
 from cxrzoo.io import parquet_rows, write_parquet_atomic
 from cxrzoo.labels import LABELS
 from cxrzoo.models.modeldir import read_card as read_model_card
@@ -33,8 +34,11 @@ SOURCES = ("nih", "chexpert", "mimic")
 
 def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 256,
            split: str | None = None, voi: str = "auto", source: str = "nih", metadata: str | None = None,
-           policy: str = "ones", unmentioned: str = "zeros", split_name: str | None = None) -> IngestReport:
+           policy: str = "ones", unmentioned: str = "zeros", split_name: str | None = None) -> IngestOutcome:
     """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``.
+
+    The report (and the returned :class:`~cxrzoo.ingest.outcome.IngestOutcome`) counts the files listed, those
+    ingested OK, the error rows by reason with the first file names, and the files and label rows left unmatched.
 
     ``source`` picks the label layout: ``nih`` (``labels`` a Data_Entry CSV, ``split`` a split list),
     ``chexpert`` (``labels`` train.csv or valid.csv) or ``mimic`` (``labels`` the CheXpert-labeler CSV,
@@ -63,12 +67,14 @@ def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 
         how = {"source": source, "size": size, "voi": voi}  # how the images were made: score with the same voi
         if source != "nih":
             how.update(policy=policy, unmentioned=unmentioned)
-        write_parquet_atomic(df, out, files={"_ingest_report.json": json.dumps({**report.as_dict(), **how},
-                                                                               indent=1) + "\n"})
-    errors = spark.read.parquet(out).where(F.col("error").isNotNull()).select("error").limit(5).collect()
-    for row in errors:
-        log.warning("ingest: %s", row.error)
-    return report
+        outcome: list[IngestOutcome] = []
+
+        def report_files(written: str) -> dict[str, str]:  # counted on the rows written, before they replace out
+            outcome.append(decode_outcome(spark.read.parquet(written), report, parquet_rows(spark, written)))
+            return {"_ingest_report.json": json.dumps({**outcome[0].as_dict(), **how}, indent=1) + "\n"}
+
+        write_parquet_atomic(df, out, files=report_files)
+    return outcome[0]
 
 
 def train(spark: SparkSession, data: str, out: str, validation: str | None = None, crop: int = 224,

@@ -1,4 +1,5 @@
-"""A plain NumPy (float64) forward pass of a NetSpec with torchvision-layout weights: the test reference."""
+"""Test references in plain NumPy: a float64 forward pass of a NetSpec with torchvision-layout weights, and AUC by
+its pairwise definition."""
 from __future__ import annotations
 
 import numpy as np
@@ -62,3 +63,14 @@ def forward(spec: NetSpec, weights: dict, x: np.ndarray) -> np.ndarray:
             raise ValueError(n.op)
         out[n.name] = y
     return out[spec.output.name]
+
+
+def pairwise_auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    """AUC by its definition: the share of (positive, negative) pairs ranked right, ties counting one half; None
+    without positives or negatives (NaN labels, unknown, are left out)."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    pos, neg = p[y == 1], p[y == 0]
+    if not len(pos) or not len(neg):
+        return None
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
+                 / (len(pos) * len(neg)))

@@ -49,3 +49,21 @@ def test_evaluate_auc_agrees_with_sparks_evaluator(spark):
         spark_auc = BinaryClassificationEvaluator(rawPredictionCol="p", labelCol="y").evaluate(col)
         assert abs(rep.auc[name] - spark_auc) < 1e-9, (name, rep.auc[name], spark_auc)
     assert rep.auc["c"] is None and rep.positives["c"] == 0 and rep.n == 400
+
+
+def test_evaluate_auc_counts_the_rows_it_leaves_out(spark, caplog):
+    """Rows without probabilities (undecodable images) are left out of the AUC and counted, with a warning."""
+    import logging
+
+    from cxrzoo.evaluate import evaluate_auc
+
+    scored = [([1.0, 0.0], [0.9, 0.2]), ([0.0, 1.0], [0.1, 0.7]), ([1.0, 0.0], [0.8, 0.4]), ([0.0, 1.0], [0.85, 0.6])]
+    unscored = [([1.0, 1.0], None), ([0.0, 0.0], None), ([1.0, 0.0], None)]
+    df = spark.createDataFrame(scored + unscored, "labels array<double>, probabilities array<double>")
+    with caplog.at_level(logging.WARNING, logger="cxrzoo.evaluate"):
+        rep = evaluate_auc(df, labels=("a", "b"))
+    # by hand: a's positives 0.9, 0.8 against negatives 0.1, 0.85 win 3 of 4 pairs; b's 0.7, 0.6 beat 0.2, 0.4
+    assert rep.auc == {"a": 0.75, "b": 1.0} and rep.positives == {"a": 2, "b": 2}
+    assert rep.n == 4 and rep.unscored == 3 and rep.as_dict()["unscored"] == 3
+    assert "left out: 3 rows without probabilities" in rep.table()
+    assert "3 of 7 rows have no probabilities" in caplog.text

@@ -175,3 +175,52 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
     # cosine decay ends each run on small steps, so one run's AUC is less of a draw: over 3 runs each,
     # cluster-with-kill measured 0.795-0.841, without the kill 0.794-0.832, local 0.786-0.815
     assert auc_cluster > 0.7 and auc_cluster >= auc_local - 0.08, (auc_cluster, auc_local)
+
+
+def _sleeper(*argv: str) -> subprocess.Popen:
+    """A process of ours in its own session (as the daemons are), sleeping 60 s; ``argv`` are extra arguments."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv], start_new_session=True)
+
+
+def test_stop_signals_only_the_daemons_it_started(tmp_path):
+    """``python -m cxrzoo.cluster stop`` reads pids from its private state directory and signals a pid only while
+    it is still the recorded daemon: a record naming an unrelated process (forged class, reused pid) is skipped."""
+    from cxrzoo.cluster import (MASTER, STATE_FILE, describe_daemon, is_our_daemon, main, process_start_time,
+                                state_dir)
+
+    state = state_dir(tmp_path / "state")
+    assert state.stat().st_mode & 0o777 == 0o700
+    unrelated = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    reused = _sleeper(MASTER)  # runs the class, but started after its pid was recorded
+    daemon = _sleeper(MASTER)  # what `start` would have recorded
+    try:
+        records = [{"pid": unrelated.pid, "start_time": process_start_time(unrelated.pid), "main_class": MASTER},
+                   {"pid": unrelated.pid, "start_time": process_start_time(unrelated.pid), "main_class": "sleep"},
+                   {**describe_daemon(reused.pid, MASTER), "start_time": process_start_time(reused.pid) - 1},
+                   describe_daemon(daemon.pid, MASTER)]
+        (state / STATE_FILE).write_text(json.dumps({"daemons": records, "master": "spark://127.0.0.1:1"}))
+        assert is_our_daemon(records[3]) and not any(is_our_daemon(r) for r in records[:3]), (
+            records, process_start_time(daemon.pid), Path(f"/proc/{daemon.pid}/cmdline").read_bytes())
+        main(["stop", "--state-dir", str(state)])
+        assert daemon.wait(timeout=30) == -signal.SIGTERM  # the recorded daemon is stopped
+        time.sleep(0.5)
+        assert unrelated.poll() is None and reused.poll() is None  # the others are left running
+        assert not (state / STATE_FILE).exists()
+    finally:
+        for proc in (unrelated, reused, daemon):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def test_the_state_directory_must_be_private(tmp_path):
+    from cxrzoo.cluster import UnsafeStateDirError, state_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    with pytest.raises(UnsafeStateDirError, match="mode 0700"):
+        state_dir(shared)
+    (tmp_path / "link").symlink_to(state_dir(tmp_path / "private"))
+    with pytest.raises(UnsafeStateDirError, match="not a directory of yours"):
+        state_dir(tmp_path / "link")

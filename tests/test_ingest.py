@@ -59,6 +59,48 @@ def test_bad_and_unmatched_files_are_reported(spark, synth_ds, tmp_path):
     assert sum(r.error is None for r in rows.values()) == 57
 
 
+def test_ingest_report_and_cli_count_error_rows(spark, synth_ds, tmp_path):
+    """Truncated PNGs are error rows: the report and the CLI's line count them apart from the images ingested OK,
+    by reason (the file's own numbers folded), with the files' names."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from cxrzoo.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    names = sorted(p.name for p in synth_ds.images.glob("*.png"))[:7]  # 6 images and 1 label row without one
+    for name in names[:6]:
+        shutil.copy(synth_ds.images / name, images / name)
+    for name in names[:2]:  # cut inside the IEND chunk: its header is incomplete
+        data = (images / name).read_bytes()
+        (images / name).write_bytes(data[:-5])
+    data = (images / names[2]).read_bytes()
+    (images / names[2]).write_bytes(data[: len(data) // 2])  # cut inside IDAT
+    shutil.copy(synth_ds.images / names[0], images / "99999999_000.png")  # an image without a label row
+    lines = synth_ds.labels_csv.read_text().splitlines()
+    csv = tmp_path / "labels.csv"
+    csv.write_text("\n".join([lines[0]] + [ln for ln in lines[1:] if ln.split(",")[0] in names[:7]]) + "\n")
+    out, log = tmp_path / "ds.parquet", tmp_path / "ingest.log"
+    main(["-q", "--log-file", str(log), "ingest", "--images", str(images), "--labels", str(csv), "--out", str(out),
+          "--size", "32"])
+    errors = pq.read_table(out, columns=["error"]).column("error").to_pylist()
+    assert len(errors) == 6 and sum(e is not None for e in errors) == 3  # as written
+    report = json.loads((out / "_ingest_report.json").read_text())
+    assert {k: report[k] for k in ("images_found", "label_rows", "matched", "rows", "decoded", "error_rows",
+                                   "images_without_row", "rows_without_image", "outside_split")} == \
+        {"images_found": 7, "label_rows": 7, "matched": 6, "rows": 6, "decoded": 3, "error_rows": 3,
+         "images_without_row": 1, "rows_without_image": 1, "outside_split": 0}
+    assert report["errors_by_reason"] == {"truncated chunk header at byte N": 2,
+                                          "chunk b'IDAT' at byte N claims N bytes, past the end of the file": 1}
+    assert report["examples_with_error"] == names[:3]
+    assert report["examples_without_row"] == ["99999999_000.png"] and report["examples_without_image"] == [names[6]]
+    assert (f"7 files listed, 3 ingested OK, 3 error rows (2 truncated chunk header at byte N; 1 chunk b'IDAT' at "
+            f"byte N claims N bytes, past the end of the file; e.g. {names[0]}, {names[1]}, {names[2]}); 1 without a "
+            "label row, 1 label rows without an image, 0 outside the split") in log.read_text()
+
+
 def test_both_csv_variants(tmp_path, synth_ds):
     text = synth_ds.labels_csv.read_text()
     v2020 = "\n".join(line.rstrip(",") for line in text.splitlines()) + "\n"
@@ -77,7 +119,7 @@ def test_unknown_label_error_names_the_row(tmp_path, synth_ds):
     lines[5] = ",".join(parts)
     p = tmp_path / "bad.csv"
     p.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=r"bad\.csv:6 .*Pneumonitis"):
+    with pytest.raises(LabelFileError, match=r"bad\.csv:6 .*Pneumonitis"):
         read_labels_csv(p)
 
 

@@ -101,7 +101,9 @@ def _ihdr(w, h, depth=8, ctype=0, inter=0):
 
 
 GOOD = _sample_png(0, 8, h=32, w=32)
+_PAL = _chunks(_sample_png(3, 8, h=4, w=4))
 MALFORMED = {
+    "duplicate PLTE": _rebuild([c for c in _PAL for _ in range(2 if c[0] == b"PLTE" else 1)]),
     "bad CRC": GOOD[:-20] + bytes([GOOD[-20] ^ 0xFF]) + GOOD[-19:],
     "truncated": GOOD[: len(GOOD) // 2],
     "missing IEND": GOOD[:-12],
@@ -120,6 +122,7 @@ MALFORMED = {
 
 
 EXPECTED = {
+    'duplicate PLTE': 'more than one PLTE',
     'bad CRC': 'CRC',
     'truncated': 'past the end',
     'missing IEND': 'no IEND',
@@ -151,7 +154,8 @@ def test_pixel_cap_is_configurable():
 
 
 def test_short_fuzz_never_crashes():
-    """Mutations of a valid PNG (with CRCs repaired, to reach inflate and unfilter): only clean errors."""
+    """Mutations of a valid PNG (with CRCs repaired, to reach inflate and unfilter): only clean errors, and every
+    mutant that decodes gives OpenCV's pixels (libpng, an independent decoder), area-resized where asked."""
     from fuzz_png import mutate  # benchmarks/fuzz_png.py: the full fuzzer runs >= 1,000,000 of these
 
     rng = np.random.default_rng(0)
@@ -160,13 +164,21 @@ def test_short_fuzz_never_crashes():
     ok = bad = 0
     for i in range(3000):
         data = mutate(seeds[i % len(seeds)], rng)
+        size = None if i % 2 else 4
         try:
-            out = decode_gray(data, None if i % 2 else 4, max_pixels=1 << 20)
-            assert out.dtype == np.uint8 and out.ndim == 2
-            ok += 1
+            out = decode_gray(data, size, max_pixels=1 << 20)
         except ImageDecodeError:
             bad += 1
-    assert ok + bad == 3000 and bad > 0
+            continue
+        ok += 1
+        ref = _opencv(data)
+        assert ref is not None, f"mutant {i}: decoded to {out.shape}, but OpenCV cannot decode it"
+        if size is not None:
+            ref = cv2.resize(ref, (size, size), interpolation=cv2.INTER_AREA)
+            np.testing.assert_allclose(out, ref, atol=1, err_msg=f"mutant {i}")  # block mean vs OpenCV's rounding
+        else:
+            np.testing.assert_array_equal(out, ref, err_msg=f"mutant {i}")
+    assert ok > 0 and bad > 0  # both kinds of mutant met
 
 
 def test_jpeg_reduced_decoding():

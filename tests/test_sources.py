@@ -302,7 +302,8 @@ def test_cli_synth_then_ingest_chexpert(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "valid.parquet" / "_ingest_report.json").read_text())
     assert report["matched"] == n_valid > 0 and report["images_without_row"] == 0  # train/ is not counted
-    assert f"ingested {n_valid} images" in r.stderr + r.stdout
+    assert f"{n_valid} files listed, {n_valid} ingested OK, 0 error rows; 0 without a label row" in r.stderr + r.stdout
+    assert report["decoded"] == n_valid and report["error_rows"] == 0 and report["errors_by_reason"] == {}
 
 
 def test_labels_param_trains_exports_and_scores_a_subset(spark, chexpert_ignore, tmp_path):

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from npref import pairwise_auc
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import functions as F
 
@@ -141,14 +142,32 @@ def test_score_in_spark_with_error_rows(spark, ingested, trained, synth_ds, tmp_
         OpenVINOScorer(modelDir=str(tmp_path)).transform(spark.read.parquet(ingested))
 
 
-def test_cli_evaluate_json(spark, ingested, trained, capsys):
+def test_cli_evaluate_json(spark, ingested, trained, capsys, tmp_path):
+    """``cxrzoo evaluate --json`` on a dataset with one undecodable image: each label's AUC as the pairwise
+    definition gives it on the 59 others, and the one left out counted."""
     from cxrzoo.cli import main
+    from cxrzoo.io import write_parquet_atomic
 
-    _, path = trained
-    main(["-q", "evaluate", "--model", path, "--data", ingested, "--json"])
+    model, path = trained
+    first = spark.read.parquet(ingested).orderBy("image_index").first().image_index
+    data = str(tmp_path / "one-undecodable.parquet")
+    undecodable = F.when(F.col("image_index") == first, F.lit(None).cast("binary")).otherwise(F.col("image"))
+    write_parquet_atomic(spark.read.parquet(ingested).withColumn("image", undecodable), data)
+    main(["-q", "evaluate", "--model", path, "--data", data, "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert set(result["auc"]) == set(LABELS) and "mean_auc" in result
-    assert result["mean_auc"] is None or 0 <= result["mean_auc"] <= 1
+    rows = model.transform(_features(spark, ingested)).where(F.col("image_index") != first) \
+        .select("labels", "probabilities").collect()
+    y = np.array([r.labels[:14] for r in rows])
+    p = np.array([r.probabilities for r in rows], np.float64)
+    expected = {name: pairwise_auc(y[:, j], p[:, j]) for j, name in enumerate(LABELS)}
+    assert result["n"] == 59 and result["unscored"] == 1
+    assert [k for k, v in result["auc"].items() if v is None] == [k for k, v in expected.items() if v is None]
+    assert sum(v is not None for v in expected.values()) >= 5  # the synthetic set has both classes for most labels
+    for name, v in expected.items():
+        if v is not None:
+            assert result["auc"][name] == pytest.approx(v, abs=1e-9), name
+    defined = [v for v in expected.values() if v is not None]
+    assert result["mean_auc"] == pytest.approx(sum(defined) / len(defined), abs=1e-9)
     assert set(result["ci95"]) == set(LABELS) | {"mean_auc"}
     for name, ci in result["ci95"].items():
         if ci is not None and result["auc"].get(name) is not None:
@@ -211,13 +230,22 @@ def test_per_epoch_augmentation_trains_one_optimizer_across_epochs(spark, ingest
     np.testing.assert_array_equal(first[0], again)  # reproducible per (seed, epoch, row)
     assert not np.array_equal(first[0], first[1])  # epochs differ
 
-    est = (CXREstimator(epochs=3, batchSize=8, seed=1, learningRate=3e-3, allowPatientOverlap=True)  # val = train
+    ck = tmp_path / "ck"
+    est = (CXREstimator(epochs=3, batchSize=8, seed=1, learningRate=3e-3, allowPatientOverlap=True,  # val = train
+                        checkpointDir=str(ck))
            .setPreprocessor(prep).setValidation(df))
     model = est.fit(df)
     assert [h["epoch"] for h in model.history] == [0, 1, 2]
     assert all(0 <= h["val_mean_auc"] <= 1 for h in model.history)
-    assert all(h["images"] >= 56 and np.isfinite(h["loss"]) for h in model.history)
-    assert model.history[-1]["loss"] < model.history[0]["loss"]  # Adam state carried over, not restarted
+    assert all(h["images"] >= 56 and np.isfinite(h["loss"]) for h in model.history)  # >= 7 batches of 8 of 60
+    assert model.history[-1]["loss"] < model.history[0]["loss"]  # it learns across the epochs
+    # one Adam across the epochs: its step counters count every batch of the three epochs (BigDL: 3 × 8), where an
+    # optimizer restarted per epoch would count one epoch's
+    batches = [h["images"] // 8 for h in model.history]
+    manifest = json.loads((ck / "epoch-0003" / "optim.json").read_text())
+    steps = manifest["steps"] if manifest.get("engine") == "torch" else \
+        [m["evalCounter"] for part in manifest["partitions"] for m in part.values()]
+    assert steps and set(steps) == {sum(batches)} and sum(batches) > max(batches), (steps, batches)
     assert model.getImageSize() == 72 and model.spec.input_size == 64
     out = model.transform(df)  # images in: the eval-mode preprocessor runs first
     assert "features" not in out.columns

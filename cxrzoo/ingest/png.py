@@ -93,6 +93,8 @@ def parse(data: bytes, max_pixels: int) -> tuple[PngHeader, bytes | memoryview, 
         if ctype == b"IHDR":
             header = _header(body, max_pixels, header is not None)
         elif ctype == b"PLTE":
+            if len(palette):  # libpng refuses it too ("PLTE: duplicate")
+                raise PngError("more than one PLTE chunk")
             if length % 3 or length == 0 or length > 768:
                 raise PngError(f"PLTE chunk of {length} bytes is not 1–256 RGB entries")
             palette = np.frombuffer(body, np.uint8).reshape(-1, 3).copy()

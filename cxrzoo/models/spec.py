@@ -14,6 +14,7 @@ construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -182,11 +183,26 @@ def count_params(spec: NetSpec) -> int:
     return total
 
 
+class UnknownLayerError(ValueError):
+    """A layer name (e.g. ``freezeUpTo``) that the network does not have."""
+
+
 def layers_up_to(spec: NetSpec, name: str) -> list[str]:
-    """Nodes with parameters from the input up to ``name`` (inclusive): what freezing "up to" a layer covers."""
+    """Nodes with parameters from the input up to ``name`` (inclusive): what freezing "up to" a layer covers.
+
+    Raises
+    ------
+    UnknownLayerError
+        The network has no node ``name``; the message lists some of the nodes it has.
+    """
     by_name = {n.name: n for n in spec.nodes}
     if name not in by_name:
-        raise KeyError(f"no layer {name!r} in the network; e.g. {[n.name for n in spec.nodes[-6:]]}")
+        names = [n.name for n in spec.nodes[1:]]  # the input node cannot be frozen
+        shown = names if len(names) <= 12 else names[:4] + ["..."] + names[-8:]
+        close = get_close_matches(name, names, n=3)
+        raise UnknownLayerError(f"no layer {name!r} in the network ({len(names)} layers); "
+                                + (f"did you mean {', '.join(close)}? " if close else "")
+                                + "valid names include " + ", ".join(shown))
     seen, stack = set(), [name]
     while stack:
         cur = stack.pop()

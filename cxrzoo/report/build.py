@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from cxrzoo.bootstrap import auc_table, bootstrap_ci
 from cxrzoo.curves import curves_with_bands, reliability
-from cxrzoo.evaluate import AucReport
+from cxrzoo.evaluate import AucReport, warn_unscored
 from cxrzoo.export import export_openvino
 from cxrzoo.heatmap import overlay
 from cxrzoo.localize import localization, read_boxes
@@ -105,14 +105,17 @@ def gather(spark, model_dir: str, data: str, boxes: str | None = None, image_sid
     """Score ``data`` with ``model_dir`` (exported to a temporary IR with heatmaps) and compute the report."""
     card = read_model_card(model_dir)
     labels = list(card["labels"])
+    undecoded = spark.read.parquet(data).where(F.col("image").isNull()).count()
     df = spark.read.parquet(data).where(F.col("image").isNotNull())
     with tempfile.TemporaryDirectory(prefix="cxrzoo-report-") as tmp:
         ir = export_openvino(model_dir, Path(tmp) / "ir")
         ir_card = read_card(ir)
         scored = OpenVINOScorer(modelDir=str(ir), heatmaps=True, findingsCol="").transform(df) \
-            .where(F.col("probabilities").isNotNull()) \
             .select("image_index", target_column(df, labels).alias("target"), "probabilities", "heatmaps")
-        rows = scored.collect()
+        every = scored.collect()
+    rows = [r for r in every if r.probabilities is not None]
+    unscored = undecoded + len(every) - len(rows)  # without an image, or the scorer could not score it
+    warn_unscored(unscored, undecoded + len(every))
     if not rows:
         raise ValueError(f"{data}: no image could be scored")
     index = [r.image_index for r in rows]
@@ -128,7 +131,7 @@ def gather(spark, model_dir: str, data: str, boxes: str | None = None, image_sid
         loc = localization(read_boxes(boxes), heat, labels, dict.fromkeys(heat, float(image_side)), fraction)
     return ReportData(
         title=title or f"cxrzoo report: {card.get('model')} on {Path(data).name}",
-        model=card, summary=_summary(df, labels), auc=AucReport(table["auc"], pos, len(y), ci),
+        model=card, summary=_summary(df, labels), auc=AucReport(table["auc"], pos, len(y), ci, unscored=unscored),
         curves={name: curves_with_bands(y[:, j], p[:, j]) for j, name in enumerate(labels)},
         calibration=reliability(y, p), ece={name: _ece(y[:, j], p[:, j]) for j, name in enumerate(labels)},
         operating=_operating(y, p, labels, card.get("thresholds") or {}), localization=loc,

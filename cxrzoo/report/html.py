@@ -118,7 +118,9 @@ def render(d) -> str:
     m = d.model
     head = (f"<h1>{html.escape(d.title)}</h1><p>Model <b>{html.escape(str(m.get('model')))}</b>, "
             f"{m.get('input_size')}² input, trained by the {html.escape(str(m.get('engine')))} engine; "
-            f"{d.auc.n} scored images.</p>")
+            f"{d.auc.n} scored images"
+            + (f" ({d.auc.unscored} left out: no image, or it could not be scored)" if d.auc.unscored else "")
+            + ".</p>")
     body = "".join([head, _dataset(d), _auc(d), _curves(d), _operating(d), _learning(d), _localization(d),
                     _gallery(d)])
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(d.title)}</title>"

@@ -154,6 +154,18 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         g = self.getOrDefault
         if g(self.optimizer) == "sgd" and g(self.nesterov) and g(self.momentum) <= 0:
             raise ValueError("nesterov=True needs momentum > 0; set nesterov=False for plain SGD")
+        if self.getFreezeUpTo():  # an unknown layer, refused now rather than once the network is built
+            layers_up_to(create_spec(self.getModelName(), num_classes=len(self.getLabels())), self.getFreezeUpTo())
+
+    def check_plan(self, validation: bool) -> None:
+        """Refuse, before any Spark job, a run that would fail only after its warmup: :meth:`_check`'s checks and a
+        plateau on ``val_loss`` without a validation set (``validation``: whether one will be given)."""
+        self._check()
+        g = self.getOrDefault
+        if g(self.lrSchedule) == "plateau" and g(self.plateauMonitor) == "val_loss" and not validation:
+            raise ValueError("plateauMonitor='val_loss' needs a validation set: give one (setValidation(df); "
+                             "cxrzoo train --validation VAL.parquet) or monitor the training loss "
+                             "(plateauMonitor='loss'; --plateau-monitor loss)")
 
     def setValidation(self, df: DataFrame | None) -> "CXREstimator":
         """Score ``df`` (same columns as the training data) after every epoch: validation mean AUC in the
@@ -169,6 +181,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         return self
 
     def _fit(self, dataset: DataFrame) -> "CXRModel":
+        self.check_plan(self._validation is not None)  # Params set since the constructor included
         prep = self.getPreprocessor()
         lcol = self.getLabelCol()
         val = self._validation
@@ -178,9 +191,6 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
             check_disjoint_patients({"train": dataset, "validation": val},
                                     allow_overlap=self.getOrDefault(self.allowPatientOverlap))
         self._engine().check_batch(dataset.sparkSession.sparkContext, self.getBatchSize())
-        if self.getOrDefault(self.plateauMonitor) == "val_loss" and self.getOrDefault(self.lrSchedule) == "plateau" \
-                and val is None:
-            raise ValueError("plateauMonitor='val_loss' needs a validation set: call setValidation(df) first")
         _require(dataset, [lcol])
         labels = self.getLabels()
         # the model's labels out of the harmonised column, NaN where label_mask says unknown
