@@ -51,7 +51,7 @@ def _model_dir(root: Path, name: str, spark) -> tuple[Path, object, object, obje
     from cxrzoo.engine.base import get_engine
     from cxrzoo.labels import LABELS
     from cxrzoo.models import create_spec
-    from cxrzoo.models.modeldir import CARD, WEIGHTS
+    from cxrzoo.models.modeldir import CARD, FORMAT, WEIGHTS
     from cxrzoo.models.weights import save_weights
 
     spec = create_spec(name, input_size=224)
@@ -61,8 +61,9 @@ def _model_dir(root: Path, name: str, spark) -> tuple[Path, object, object, obje
     d = root / "model"
     d.mkdir()
     save_weights(d / WEIGHTS, weights)
-    (d / CARD).write_text(json.dumps({"model": name, "input_size": 224, "labels": list(LABELS), "engine": "bigdl",
-                                      "image_size": 256, "normalization": "imagenet", "dropout": 0.0}))
+    (d / CARD).write_text(json.dumps({"format": FORMAT, "model": name, "input_size": 224, "labels": list(LABELS),
+                                      "engine": "bigdl", "image_size": 256, "normalization": "imagenet",
+                                      "dropout": 0.0}))
     return d, net, spec, weights
 
 
@@ -225,7 +226,7 @@ def _plain_model_dir(root: Path, name: str) -> Path:
     """A model directory of seeded random weights (engine-neutral; no training engine needed)."""
     from cxrzoo.labels import LABELS
     from cxrzoo.models import create_spec
-    from cxrzoo.models.modeldir import CARD, WEIGHTS
+    from cxrzoo.models.modeldir import CARD, FORMAT, WEIGHTS
     from cxrzoo.models.spec import param_shapes
     from cxrzoo.models.weights import save_weights
 
@@ -245,8 +246,9 @@ def _plain_model_dir(root: Path, name: str) -> Path:
     d = root / "model"
     d.mkdir()
     save_weights(d / WEIGHTS, weights)
-    (d / CARD).write_text(json.dumps({"model": name, "input_size": 224, "labels": list(LABELS), "engine": "none",
-                                      "image_size": 256, "normalization": "imagenet", "dropout": 0.0}))
+    (d / CARD).write_text(json.dumps({"format": FORMAT, "model": name, "input_size": 224, "labels": list(LABELS),
+                                      "engine": "none", "image_size": 256, "normalization": "imagenet",
+                                      "dropout": 0.0}))
     return d
 
 

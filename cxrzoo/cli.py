@@ -72,12 +72,12 @@ def cmd_ingest(args: argparse.Namespace) -> None:
     rep = jobs.ingest(_spark(args), args.images, args.labels, args.out, size=args.size, split=args.split,
                       voi=args.voi, source=args.source, metadata=args.metadata, policy=args.policy,
                       unmentioned=args.unmentioned, split_name=args.split_name)
-    log.info("ingested %d images to %s (%d without a CSV row, %d CSV rows without an image, %d outside the split)",
-             rep.matched, args.out, rep.images_without_row, rep.rows_without_image, rep.outside_split)
+    log.info("ingest to %s: %s", args.out, rep.summary())
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
+    from cxrzoo.cli_inputs import check_inputs
     from cxrzoo.progress import EpochProgress
 
     params = dict(modelName=args.model, epochs=args.epochs, batchSize=args.batch_size, learningRate=args.lr,
@@ -95,7 +95,13 @@ def cmd_train(args: argparse.Namespace) -> None:
                   keepBest=not args.keep_last, thresholdMethod=args.threshold_method,
                   targetSensitivity=args.target_sensitivity)
     if args.labels:
-        params["labels"] = [n.strip() for n in args.labels.split(",")]
+        params["labels"] = args.labels  # checked and split by the parser (cli_parser.label_list)
+    from cxrzoo.train import CXREstimator
+
+    # refuse a plan that cannot finish before Spark starts (e.g. --plateau-monitor val_loss without --validation),
+    # then input paths that cannot be read
+    CXREstimator(**{k: v for k, v in params.items() if v is not None}).check_plan(bool(args.validation))
+    check_inputs(args)
     progress = EpochProgress(args.epochs).attached() if not args.no_progress else contextlib.nullcontext()
     with progress:
         jobs.train(_spark(args), args.data, args.out, validation=args.validation, crop=args.crop, **params)
@@ -212,6 +218,10 @@ def main(argv: list[str] | None = None) -> None:
 
     Commands that run Spark print only cxrzoo's progress and results; the JVM's, BigDL's and the
     libraries' output goes to a log file whose path is printed first (``--verbose`` shows it all).
+    Bad input (a wrong path, an unreadable file, a bad option value, a model directory this install
+    cannot read) ends with one ``error:`` line naming it and the fix, and exit status 2; any other
+    failure with one line and status 1.  The traceback goes to the log file, and with ``--verbose``
+    to the terminal as well.
     """
     args = build_parser().parse_args(argv)
     if args.command not in _QUIET_CONSOLE:
@@ -227,20 +237,43 @@ def main(argv: list[str] | None = None) -> None:
         _run(args, log_file=str(path))
 
 
+_OWN_INPUT_CHECK = ("train",)  # commands that call cli_inputs.check_inputs themselves (after checks of their own)
+
+
+def _bad_input() -> tuple[type[BaseException], ...]:
+    """The exception types that mean bad input on the command line (exit status 2)."""
+    from cxrzoo.engine.base import EngineUnavailableError
+
+    return (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
+            RuntimeError, EngineUnavailableError)
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line (its lines joined), for the terminal."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def _run(args: argparse.Namespace, log_file: str | None = None) -> None:
+    from cxrzoo.cli_inputs import check_inputs, spark_input_error
+
     func = globals()[f"cmd_{args.command.replace('-', '_')}"]
     try:
+        if args.command not in _OWN_INPUT_CHECK:
+            check_inputs(args)
         func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
-        log.error("%s", e)
-        raise SystemExit(2) from None
     except KeyboardInterrupt:
         log.error("interrupted")
         raise SystemExit(130) from None
-    except Exception as e:  # noqa: BLE001 - the traceback goes to the log file, not over the terminal
-        logging.getLogger("traceback").error("cxrzoo %s failed", args.command, exc_info=True)  # to the log file
-        where = f" (traceback in {log_file})" if log_file else ""
-        log.error("%s: %s%s", type(e).__name__, str(e).strip().splitlines()[0][:300] if str(e).strip() else "", where)
+    except Exception as e:  # noqa: BLE001 - one line on the terminal, the traceback in the log file
+        if log_file is not None or args.verbose:  # to the log file; on the terminal only with --verbose
+            logging.getLogger("traceback").error("cxrzoo %s failed", args.command, exc_info=True)
+        spark_line = spark_input_error(e, args)
+        if isinstance(e, _bad_input()) or spark_line is not None:
+            log.error("%s", spark_line or _one_line(str(e)) or type(e).__name__)
+            raise SystemExit(2) from None
+        where = f" (traceback in {log_file})" if log_file and not args.verbose else ""
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        log.error("%s: %s%s", type(e).__name__, first, where)
         raise SystemExit(1) from None
 
 

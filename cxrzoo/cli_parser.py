@@ -2,8 +2,64 @@
 from __future__ import annotations
 
 import argparse
+import re
+from typing import Callable, NoReturn
 
 BENCHMARKS = ("synth", "decode", "augment", "spark", "train", "launch", "score", "recipe")
+
+# what Spark's SparkContext accepts as a master URL (SparkContext.createTaskScheduler, the cluster managers)
+_MASTER = re.compile(r"local(\[(\d+|\*)(\s*,\s*\d+)?\])?|local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\]|yarn|"
+                     r"(spark|k8s|mesos)://\S+")
+MASTER_FORMS = "local, local[N], local[*], spark://HOST:PORT, yarn or k8s://https://HOST:PORT"
+
+
+class CliParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the problem, then where the help is), not the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE (see PROG --help)`` on stderr and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: type, strict: bool) -> Callable[[str], int | float]:
+    """An argparse ``type`` reading a ``kind`` (int or float) above 0 (``strict``) or at least 0."""
+    what = f"{'a positive' if strict else 'a non-negative'} {'integer' if kind is int else 'number'}"
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not (value > 0 if strict else value >= 0):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = f"{'positive' if strict else 'non_negative'}_{kind.__name__}"
+    return parse
+
+
+positive_int = _number(int, strict=True)
+non_negative_int = _number(int, strict=False)
+positive_float = _number(float, strict=True)
+
+
+def master_url(text: str) -> str:
+    """An argparse ``type``: a Spark master URL (``local[2]``, ``spark://host:7077``, ``yarn``, ...)."""
+    if not _MASTER.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Spark master URL; use {MASTER_FORMS}")
+    return text.strip()
+
+
+def label_list(text: str) -> list[str]:
+    """An argparse ``type``: comma-separated harmonised label names (each known, none twice)."""
+    from cxrzoo.labels import UnknownLabelError, label_indices
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    try:
+        label_indices(names)
+    except UnknownLabelError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return names
 
 
 def _add_train(sub) -> None:
@@ -22,29 +78,29 @@ def _add_train(sub) -> None:
                    help="network from the registry (default: tiny)")
     p.add_argument("--pretrained", default=None,
                    help="torchvision-layout ImageNet checkpoint (.pth/.safetensors) to fine-tune from")
-    p.add_argument("--freeze-epochs", type=int, default=0,
+    p.add_argument("--freeze-epochs", type=non_negative_int, default=0,
                    help="epochs during which only the new head trains (default: 0)")
     p.add_argument("--freeze-up-to", default=None,
                    help="with --freeze-epochs: freeze from the input up to this layer (default: the whole backbone)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
-    p.add_argument("--batch-size", type=int, default=32,
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default: 10)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
                    help="global batch size, a multiple of the total executor cores (default: 32)")
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="optimizer (default: adam)")
     p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default: 0.9)")
     p.add_argument("--no-nesterov", action="store_true", help="sgd without Nesterov momentum")
-    p.add_argument("--lr", type=float, default=1e-3,
+    p.add_argument("--lr", type=positive_float, default=1e-3,
                    help="base (peak) learning rate, reached after the warmup (default: 1e-3)")
     p.add_argument("--schedule", default="constant", choices=["constant", "plateau", "cosine"],
                    help="learning rate after the warmup: constant, reduce on plateau, or cosine decay to "
                         "--min-lr by the last epoch (default: constant)")
-    p.add_argument("--warmup-epochs", type=int, default=0,
+    p.add_argument("--warmup-epochs", type=non_negative_int, default=0,
                    help="epochs of linear warmup from --warmup-start-lr to --lr (default: 0; the seed: 5)")
     p.add_argument("--warmup-start-lr", type=float, default=1e-7, help="first warmup epoch's rate (default: 1e-7)")
     p.add_argument("--plateau-monitor", default="loss", choices=["loss", "val_loss"],
                    help="plateau watches the training loss or the validation loss (needs --validation) "
                         "(default: loss)")
     p.add_argument("--plateau-factor", type=float, default=0.1, help="plateau's rate multiplier (default: 0.1)")
-    p.add_argument("--plateau-patience", type=int, default=1,
+    p.add_argument("--plateau-patience", type=non_negative_int, default=1,
                    help="epochs without improvement before the plateau reduces the rate (default: 1)")
     p.add_argument("--plateau-epsilon", type=float, default=0.01,
                    help="smallest loss decrease that counts as improvement (default: 0.01)")
@@ -57,18 +113,20 @@ def _add_train(sub) -> None:
     p.add_argument("--normalization", default=None, choices=["caffe", "imagenet"],
                    help="channel normalization (default: the model's: imagenet for the torchvision backbones, "
                         "caffe - the seed's mean subtraction - for tiny)")
-    p.add_argument("--crop", type=int, default=224, help="center/random crop fed to the network (default: 224)")
+    p.add_argument("--crop", type=positive_int, default=224,
+                   help="center/random crop fed to the network (default: 224)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--checkpoint-dir", default=None,
                    help="checkpoints (weights, optimizer state, schedule, epoch); rerunning the same command "
                         "resumes from the newest (default: OUT.ckpt, removed after the model is saved)")
-    p.add_argument("--checkpoint-interval", type=int, default=1, help="epochs between checkpoints (default: 1)")
+    p.add_argument("--checkpoint-interval", type=positive_int, default=1,
+                   help="epochs between checkpoints (default: 1)")
     p.add_argument("--summary-dir", default=None,
                    help="Train/Validation summaries; view with `tensorboard --logdir DIR` (default: none)")
     p.add_argument("--keep-last", action="store_true",
                    help="keep the last epoch's weights (default: with --validation, the epoch of the best validation "
                         "mean AUC)")
-    p.add_argument("--labels", default=None,
+    p.add_argument("--labels", type=label_list, default=None,
                    help="comma-separated labels to train, from the harmonised ones (NIH's 14, then Enlarged "
                    "Cardiomediastinum, Lung Opacity, Lung Lesion, Pleural Other, Fracture, Support Devices) "
                    "(default: NIH's 14)")
@@ -100,17 +158,18 @@ def _add_engine(p: argparse.ArgumentParser, default: str | None = "auto") -> Non
 
 
 def _add_master(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--master", default=None, help="Spark master URL (default: $CXRZOO_MASTER or local[*])")
+    p.add_argument("--master", type=master_url, default=None,
+                   help="Spark master URL (default: $CXRZOO_MASTER or local[*])")
     p.add_argument("--driver-memory", default="10g", help="driver JVM heap (default: 10g)")
-    p.add_argument("--executor-cores", type=int, default=None,
+    p.add_argument("--executor-cores", type=positive_int, default=None,
                    help="cores per executor on a cluster master (default: what the cluster grants)")
-    p.add_argument("--num-executors", type=int, default=None, help="executors on a cluster master")
+    p.add_argument("--num-executors", type=positive_int, default=None, help="executors on a cluster master")
     p.add_argument("--executor-memory", default=None, help="executor heap on a cluster master (e.g. 2g)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the README's CLI reference and tests)."""
-    ap = argparse.ArgumentParser(prog="cxrzoo", description="Spark-native chest X-ray model zoo.")
+    ap = CliParser(prog="cxrzoo", description="Spark-native chest X-ray model zoo.")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr, only warnings and errors "
                     "(results are still printed)")
     ap.add_argument("-v", "--verbose", action="store_true", help="show the JVM's, BigDL's and the libraries' "
@@ -123,10 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--format", default="nih", choices=["nih", "chexpert", "mimic"],
                    help="on-disk layout and CSV headers (default: nih)")
-    p.add_argument("--n", type=int, default=500, help="number of images (default: 500)")
-    p.add_argument("--size", type=int, default=1024, help="image side in pixels (default: 1024)")
+    p.add_argument("--n", type=positive_int, default=500, help="number of images (default: 500)")
+    p.add_argument("--size", type=positive_int, default=1024, help="image side in pixels (default: 1024)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    p.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    p.add_argument("--workers", type=positive_int, default=None, help="render processes (default: all cores)")
 
     p = sub.add_parser("ingest", help="decode + label images into Parquet")
     p.add_argument("--images", required=True, help="directory of PNG/JPEG/DICOM files (searched recursively; "
@@ -137,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True, help="nih: Data_Entry_2017*.csv[.gz]; chexpert: train.csv or "
                    "valid.csv; mimic: mimic-cxr-2.0.0-chexpert.csv[.gz]")
     p.add_argument("--out", required=True, help="output Parquet directory (replaced atomically)")
-    p.add_argument("--size", type=int, default=256, help="side of the gray images stored (default: 256)")
+    p.add_argument("--size", type=positive_int, default=256, help="side of the gray images stored (default: 256)")
     p.add_argument("--split", default=None, help="nih: a split list (train_val_list.txt / test_list.txt); "
                    "mimic: mimic-cxr-2.0.0-split.csv[.gz]")
     p.add_argument("--metadata", default=None, help="mimic: mimic-cxr-2.0.0-metadata.csv[.gz] (required)")
@@ -159,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument("--data", required=True, help="ingested Parquet (e.g. the test split)")
     p.add_argument("--json", action="store_true", help="print only a JSON object on stdout")
-    p.add_argument("--bootstrap", type=int, default=1000,
+    p.add_argument("--bootstrap", type=non_negative_int, default=1000,
                    help="bootstrap resamples for the 95%% confidence intervals; 0 for none (default: 1000)")
     _add_master(p)
 
@@ -182,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", help="ingested Parquet")
     p.add_argument("--out", required=True,
                    help="output Parquet: image_index, 14 probabilities, findings, error (replaced atomically)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per OpenVINO infer request (default: 16)")
+    p.add_argument("--batch-size", type=positive_int, default=16,
+                   help="images per OpenVINO infer request (default: 16)")
     p.add_argument("--heatmaps", action="store_true",
                    help="add a heatmaps column: per label, the class activation map (float16, shape in the IR card)")
     p.add_argument("--precision-hint", default=None, choices=["f32", "bf16"],
@@ -214,15 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="ingested Parquet with labels (e.g. the test split)")
     p.add_argument("--out", required=True, help="HTML file to write (atomically)")
     p.add_argument("--boxes", default=None, help="NIH-layout BBox_List_2017.csv for the localisation table")
-    p.add_argument("--image-side", type=int, default=1024,
+    p.add_argument("--image-side", type=positive_int, default=1024,
                    help="side in pixels of the images the boxes were drawn on (default: 1024, as NIH's)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the AUC CIs (default: 1000)")
+    p.add_argument("--bootstrap", type=non_negative_int, default=1000,
+                   help="bootstrap resamples for the AUC CIs (default: 1000)")
     _add_master(p)
 
     p = sub.add_parser("demo", help="the main job: synth → ingest → train → evaluate → export → score")
     p.add_argument("--out", default="demo-out", help="working directory (default: demo-out)")
-    p.add_argument("--n", type=int, default=1500, help="synthetic images (default: 1500)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    p.add_argument("--n", type=positive_int, default=1500, help="synthetic images (default: 1500)")
+    p.add_argument("--epochs", type=positive_int, default=10, help="training epochs (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the split and the training (default: 0)")
     from cxrzoo.engine.base import engine_names
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, MLWriter
 
 from cxrzoo.atomic import fetch_local_dir, local_path, replace_with_local_dir
-from cxrzoo.engine.base import EngineUnavailableError, get_engine
+from cxrzoo.engine.base import EngineUnavailableError, engine_names, get_engine
 from cxrzoo.models.cards import CARD_FILE, dump_toml, trained_card
-from cxrzoo.models.modeldir import CARD, WEIGHTS, ModelDirError, read_card
+from cxrzoo.models.modeldir import CARD, FORMAT, WEIGHTS, ModelDirError, read_card
 from cxrzoo.models.spec import count_params
 from cxrzoo.models.weights import save_weights
 
@@ -48,7 +48,7 @@ class CXRModelWriter(MLWriter):
         artifact = m.backend.artifact_name
         m.backend.save(m.net, str(Path(path) / artifact))
         save_weights(Path(path) / WEIGHTS, m.weights())
-        card = {"format": "cxrzoo-model/1", "model": m.getModelName(), "input_size": m.spec.input_size,
+        card = {"format": FORMAT, "model": m.getModelName(), "input_size": m.spec.input_size,
                 "channels": m.spec.in_channels, "labels": m.getLabels(), "engine": m.backend.name,
                 "engine_artifact": artifact, "dropout": m.getDropout(), "image_size": m.getImageSize(),
                 "normalization": m.getNormalization(), "history": getattr(m, "history", []),
@@ -88,14 +88,23 @@ class CXRModelReader(MLReader):
             DefaultParamsReader.getAndSetParams(model, meta)
             spec = model._spec(int(meta["inputSize"]))
             name = card.get("engine", model.getEngine())
+            neutral = "`cxrzoo evaluate` falls back to OpenVINO, and `cxrzoo export` / `score` need no engine"
             try:  # the engine's options are a training matter: a model runs on whatever this session has
                 engine = get_engine(name)
             except EngineUnavailableError as e:
                 raise EngineUnavailableError(f"{path} was trained with the {name!r} engine, which is not "
-                                             f"available here ({e}); `cxrzoo evaluate` falls back to OpenVINO, "
-                                             "and `cxrzoo export` / `score` need no engine") from None
+                                             f"available here ({e}); {neutral}") from None
+            except ValueError:  # a name this version does not know (a newer cxrzoo's engine, or none at all)
+                raise ModelDirError(f"{path} was trained with the {name!r} engine, which this version of cxrzoo "
+                                    f"does not know (it knows {', '.join(engine_names())}); {neutral}") from None
             artifact = root / card.get("engine_artifact", engine.artifact_name)
-            model.net, model.spec, model.backend = engine.load(str(artifact), spec), spec, engine
+            try:
+                net = engine.load(str(artifact), spec)
+            except (OSError, ValueError) as e:
+                raise ModelDirError(f"{artifact}, the {name} engine's network of {path}, cannot be read ({e}): the "
+                                    "model directory is damaged, or its card names another engine; retrain, or copy "
+                                    "it again (`cxrzoo export` reads only the card and the weights)") from e
+            model.net, model.spec, model.backend = net, spec, engine
             model.history = card.get("history", [])
             model.thresholds = card.get("thresholds", {})
             return model
