@@ -204,12 +204,19 @@ def _guarded(checks: dict, name: str, fn) -> float | None:
         return None
 
 
-def run(spark, args, root: Path) -> dict:
+def make_data(args, root: Path) -> dict:
+    """The soak's files and their ground truth (before Spark starts: the synth's forked workers would otherwise
+    inherit, and on exit close, the driver's py4j connections)."""
+    checkpoint = max(1, min(args.checkpoint, args.n // 4))
+    return build(root / "data", args.n, args.size, args.seed, checkpoint, args.bad_rate)
+
+
+def run(spark, args, root: Path, truth: dict | None = None) -> dict:
     """The whole soak on ``spark``; the result (``ok`` and every measurement)."""
     from cxrzoo.score import read_card
 
+    truth = truth if truth is not None else make_data(args, root)
     checkpoint = max(1, min(args.checkpoint, args.n // 4))
-    truth = build(root / "data", args.n, args.size, args.seed, checkpoint, args.bad_rate)
     ir = _ir(root)
     labels = list(read_card(ir)["labels"])
     checks: dict[str, dict] = {}
@@ -290,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cxrzoo-soak-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
+        truth = make_data(args, root)
         spark = get_spark(master="local[2]", driver_memory=args.driver_memory, app_name="cxrzoo-soak")
-        out = _report(args, run(spark, args, root), root if args.workdir else None)
+        out = _report(args, run(spark, args, root, truth), root if args.workdir else None)
     finally:
         if not args.workdir:
             shutil.rmtree(root, ignore_errors=True)
