@@ -226,7 +226,7 @@ def match_report(report: IngestReport, listed: dict[str, list[str]], keys: set[s
     no_row, no_image = sorted(on_disk - all_keys), sorted(keys - on_disk)
     shared = sorted(set(duplicates(listed)) & keys)
     report.images_found = sum(len(v) for v in listed.values())
-    report.matched = len(on_disk & keys)
+    report.matched = sum(len(listed[k]) for k in on_disk & keys)  # files, as rows are (duplicates included)
     report.images_without_row, report.examples_without_row = len(no_row), no_row[:10]
     report.rows_without_image, report.examples_without_image = len(no_image), no_image[:10]
     report.duplicate_names, report.examples_duplicate_names = len(shared), shared[:10]
