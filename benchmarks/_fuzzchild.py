@@ -87,3 +87,21 @@ class ChildRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def merge_counts(parts: list[dict], maxima: tuple[str, ...] = ("slowest_s",)) -> dict:
+    """The fuzzing workers' counts as one: Counters and numbers summed, lists joined, ``maxima`` keys maxed."""
+    import collections
+
+    total: dict = {}
+    for part in parts:
+        for key, v in part.items():
+            if isinstance(v, collections.Counter):
+                total.setdefault(key, collections.Counter()).update(v)
+            elif isinstance(v, list):
+                total.setdefault(key, []).extend(v)
+            elif key in maxima:
+                total[key] = max(total.get(key, v), v)
+            else:
+                total[key] = total.get(key, 0) + v
+    return total

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fuzzchild import merge_counts  # noqa: E402
+
 log = logging.getLogger("fuzz_dicom")
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _IMAGE_TAGS = {(0x0028, 0x0010): "Rows", (0x0028, 0x0011): "Columns", (0x0028, 0x0100): "BitsAllocated",
@@ -171,18 +174,7 @@ def run(n: int, workers: int = 1, seed: int = 0, limit: float = 5.0) -> dict:
     else:
         with mp.get_context("spawn").Pool(workers) as pool:
             parts = pool.map(_work, shares)
-    total: dict = {}
-    for part in parts:
-        for key, v in part.items():
-            if isinstance(v, collections.Counter):
-                total.setdefault(key, collections.Counter()).update(v)
-            elif isinstance(v, list):
-                total.setdefault(key, []).extend(v)
-            elif key == "slowest_s":
-                total[key] = max(total.get(key, 0.0), v)
-            else:
-                total[key] = total.get(key, 0) + v
-    return total
+    return merge_counts(parts)
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _fuzzchild import ChildRunner  # noqa: E402
+from _fuzzchild import ChildRunner, merge_counts  # noqa: E402
 from _pth_writer import ODict, Tensor, legacy_checkpoint, pickle_bytes, safetensors, zip_checkpoint  # noqa: E402
 
 log = logging.getLogger("fuzz_weights")
@@ -278,18 +278,7 @@ def run(n: int, workers: int = 1, seed: int = 0, limit: float = 5.0) -> dict:
         parts = [queue.get() for _ in procs]
         for p in procs:
             p.join()
-    total: dict = {}
-    for part in parts:
-        for key, v in part.items():
-            if isinstance(v, collections.Counter):
-                total.setdefault(key, collections.Counter()).update(v)
-            elif isinstance(v, list):
-                total.setdefault(key, []).extend(v)
-            elif key in ("slowest_s", "peak_rss_bytes", "worst_memory_ratio"):
-                total[key] = max(total.get(key, 0), v)
-            else:
-                total[key] = total.get(key, 0) + v
-    return total
+    return merge_counts(parts, ("slowest_s", "peak_rss_bytes", "worst_memory_ratio"))
 
 
 def main() -> None:
