@@ -153,9 +153,12 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
                          "--schedule", "cosine", epochs=CLUSTER_EPOCHS)
         env, port = _ui_conf(tmp_path)
         proc = _start(cmd, log, env)
-        app = _wait_for_epoch_running(port, 3, proc, log)  # inside the third epoch
+        # the executors are found during epoch 2 so that the kill follows the UI's first sight of epoch 3 at once:
+        # an epoch lasts ~2.5 s here, and a kill landing after its tasks ended needs no retry (CI saw one so)
+        app = _wait_for_epoch_running(port, 2, proc, log)
         pids = executor_pids(app)
         assert len(pids) == 2, pids  # one executor per worker
+        _wait_for_epoch_running(port, 3, proc, log)  # inside the third epoch
         os.kill(pids[0], signal.SIGKILL)
         rc = proc.wait(timeout=900)
         status = cluster.status()
