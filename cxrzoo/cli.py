@@ -44,11 +44,48 @@ def cmd_spark_conf(args: argparse.Namespace) -> None:
 
     conf = spark_conf(engine=args.engine, master=args.master, driver_memory=args.driver_memory,
                       executor_cores=args.executor_cores, executor_memory=args.executor_memory,
-                      num_executors=args.num_executors, **_engine_options(args, args.engine))
+                      num_executors=args.num_executors, archive=args.archive, deploy_mode=args.deploy_mode,
+                      **_engine_options(args, args.engine))
     if args.json:
         sys.stdout.write(json.dumps(conf, indent=1) + "\n")
+        return
+    flags = submit_flags(conf)
+    if args.launcher:
+        from cxrzoo import submit
+
+        flags.append(submit.__file__)
+    sys.stdout.write(" \\\n".join(flags) + "\n")
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from cxrzoo.doctor import probe_executors
+
+    reports = probe_executors(_spark(args), args.path)
+    out = stdout()
+    if args.json:
+        out.write(json.dumps(reports) + "\n")
     else:
-        sys.stdout.write(" \\\n".join(submit_flags(conf)) + "\n")
+        for r in reports:
+            paths = ", ".join(f"{p}: {'exists' if ok else 'absent'}" for p, ok in r["paths"].items())
+            out.write(f"{r['host']} pid {r['pid']}: {r['python']} (Python {r['version']}), cxrzoo {r['cxrzoo']}, "
+                      f"native kernels {'ok' if r['native_kernels'] else 'MISSING'}, engines "
+                      f"{', '.join(f'{n}: {s}' for n, s in r['engines'].items())}{'; ' + paths if paths else ''}\n")
+    problems = [f"{r['host']} pid {r['pid']}: {p}" for r in reports for p in r["problems"]]
+    if problems:
+        log.error("%d problem(s) on the executors: %s", len(problems), "; ".join(problems[:5]))
+        raise SystemExit(1)
+
+
+def cmd_pack(args: argparse.Namespace) -> None:
+    from cxrzoo.pack import pack
+
+    done = pack(args.out, engines=args.engine, with_spark_jars=args.with_spark_jars,
+                compress_level=args.compress_level)
+    m = done.manifest
+    engines = ", ".join(m["engines"]) or "none"
+    stdout().write(f"{done.path}: {done.bytes / 1e6:.0f} MB, {done.files} files; engines: {engines}; "
+           f"nodes need Python {m['python']['version']} at {m['python']['base_executable']} and Spark "
+           f"{m['spark']['pyspark']}\n")
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -180,7 +217,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     here = Path(__file__).resolve().parents[1] / "benchmarks"
-    script = here / f"bench_{args.which}.py"
+    script = here / (f"{args.which}.py" if args.which == "soak" else f"bench_{args.which}.py")
     if not script.exists():
         raise FileNotFoundError(f"{script} not found: benchmarks run from a source checkout of cxrzoo")
     extra = args.rest + (["--json"] if args.json else [])
@@ -195,7 +232,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 # commands whose library output goes to a log file (they may start a JVM or OpenVINO)
-_QUIET_CONSOLE = ("synth", "ingest", "train", "evaluate", "export", "score", "demo", "predict", "report")
+_QUIET_CONSOLE = ("synth", "ingest", "train", "evaluate", "export", "score", "demo", "predict", "report", "pack",
+                  "doctor")
 
 
 def _log_path(args: argparse.Namespace):

@@ -5,7 +5,7 @@ import argparse
 import re
 from typing import Callable, NoReturn
 
-BENCHMARKS = ("synth", "decode", "augment", "spark", "train", "launch", "score", "recipe")
+BENCHMARKS = ("synth", "decode", "augment", "spark", "train", "launch", "score", "recipe", "soak")
 
 # what Spark's SparkContext accepts as a master URL (SparkContext.createTaskScheduler, the cluster managers)
 _MASTER = re.compile(r"local(\[(\d+|\*)(\s*,\s*\d+)?\])?|local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\]|yarn|"
@@ -262,7 +262,35 @@ def build_parser() -> argparse.ArgumentParser:
                        "with, so that `import cxrzoo` can run on it; cxrzoo.spark_conf() returns them as a dict.")
     _add_engine(p, default=None)
     p.add_argument("--json", action="store_true", help="print a JSON object instead of flags")
+    p.add_argument("--archive", default=None, help="an environment archive from `cxrzoo pack`: executors run its "
+                   "Python (spark.archives, spark.pyspark.python) and an engine's jars come from it")
+    p.add_argument("--deploy-mode", default="client", choices=["client", "cluster"],
+                   help="where the driver runs; with --archive, in cluster mode it runs the archive's Python too")
+    p.add_argument("--launcher", action="store_true", help="end with the path of cxrzoo's spark-submit entry "
+                   "point, so that `spark-submit $(cxrzoo spark-conf ... --launcher) train ...` runs the CLI")
     _add_master(p)
+
+    p = sub.add_parser("doctor", help="check what every executor runs: its Python, cxrzoo, native kernels, engines",
+                       description="Run one task per executor core and report each one's Python, where cxrzoo "
+                       "was imported from, whether its native kernels and engines import, and whether the given "
+                       "paths exist there; exit status 1 when an executor lacks something.")
+    p.add_argument("--path", action="append", default=[], help="a path to look for on the executors (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the reports as one JSON line")
+    _add_master(p)
+
+    p = sub.add_parser("pack", help="write this environment as a relocatable archive for spark.archives",
+                       description="Pack cxrzoo and what it runs on (the native kernels, the engines' packages "
+                       "and BigDL's jars) into a .tar.gz that unpacks to a virtual environment anywhere on a node "
+                       "with the same OS and base Python; use it with `cxrzoo spark-conf --archive`.")
+    p.add_argument("--out", default="cxrzoo-env.tar.gz", help="archive to write (default: cxrzoo-env.tar.gz)")
+    from cxrzoo.engine.base import engine_names
+
+    p.add_argument("--engine", action="append", default=None, choices=engine_names(),
+                   help="an engine to include (repeatable; default: every one installed here)")
+    p.add_argument("--with-spark-jars", action="store_true",
+                   help="keep pyspark's own jars (about 300 MB), for nodes without a Spark installation")
+    p.add_argument("--compress-level", type=int, default=6, choices=range(1, 10), metavar="1-9",
+                   help="gzip level (default: 6)")
 
     p = sub.add_parser("bench", help="run a benchmark from benchmarks/ (a table, then one JSON line)")
     p.add_argument("which", choices=BENCHMARKS, help="which benchmark (bench_<which>.py)")
