@@ -33,6 +33,8 @@ _EXPORTS = {
     "check_disjoint_patients": "cxrzoo.splits",
     "PatientLeakError": "cxrzoo.splits",
     "overlay": "cxrzoo.heatmap",
+    "register_functions": "cxrzoo.score.sql",
+    "pack": "cxrzoo.pack",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -50,6 +50,7 @@ INPUTS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
     "score": (("--model", "model", IR, _IR), ("--images", "images", DIRECTORY, _IMAGES),
               ("--data", "data", PARQUET, _INGESTED)),
     "predict": (("--model", "model", IR, _IR + " (`make demo` leaves demo-out/ir)"),),
+    "spark-conf": (("--archive", "archive", FILE, "write one with `cxrzoo pack --out cxrzoo-env.tar.gz`"),),
     "report": (("--model", "model", MODEL, _MODEL), ("--data", "data", PARQUET, _INGESTED),
                ("--boxes", "boxes", TEXT, "give NIH's BBox_List_2017.csv")),
 }

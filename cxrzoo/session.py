@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
+from cxrzoo.atomic import local_path
 from cxrzoo.javahome import ensure_java_home
 from cxrzoo.sparkconf import SparkConfigError, merge
 from cxrzoo.stdio import fd_stdout_to_stderr
@@ -65,7 +66,8 @@ def _installed_engines() -> list[str]:
 def spark_conf(master: str | None = None, app_name: str = "cxrzoo", driver_memory: str = DEFAULT_DRIVER_MEMORY,
                executor_cores: int | None = None, executor_memory: str | None = None,
                num_executors: int | None = None, extra: Mapping[str, str] | None = None,
-               engine: str | None = None, **engine_options: Any) -> dict[str, str]:
+               engine: str | None = None, archive: str | None = None, deploy_mode: str = "client",
+               **engine_options: Any) -> dict[str, str]:
     """The Spark configuration cxrzoo runs with, as a dict for ``SparkSession.builder`` or spark-submit.
 
     Parameters
@@ -78,6 +80,12 @@ def spark_conf(master: str | None = None, app_name: str = "cxrzoo", driver_memor
         Settings applied last (Java options and class paths are joined, not replaced).
     engine : str, optional
         Add what this training engine needs at JVM start (e.g. ``"bigdl"``: its jars and engine type).
+    archive : str, optional
+        An environment archive written by ``cxrzoo pack``: the executors (and, in cluster mode, the driver)
+        run the Python it unpacks to (``spark.archives``, ``spark.pyspark.python``), and an engine's jars are
+        taken from it.
+    deploy_mode : {"client", "cluster"}
+        Where the driver runs (with ``archive``: in cluster mode it runs the archive's Python too).
     **engine_options
         The engine's own options (BigDL: ``engine_type="mklblas"|"mkldnn"``).
 
@@ -119,9 +127,45 @@ def spark_conf(master: str | None = None, app_name: str = "cxrzoo", driver_memor
         conf["spark.executor.memory"] = executor_memory
     if num_executors:
         conf["spark.executor.instances"] = str(num_executors)
+    site = None
+    if archive is not None:
+        conf, site = _archive_settings(conf, archive, deploy_mode, engine)
     if engine:
-        conf = merge(conf, _engine(engine, engine_options).spark_settings(master, executor_cores))
+        conf = merge(conf, _engine(engine, engine_options).spark_settings(master, executor_cores, site))
+        if site is not None and deploy_mode == "cluster" and "spark.executor.extraClassPath" in conf:
+            conf["spark.driver.extraClassPath"] = conf["spark.executor.extraClassPath"]  # the driver's container
     return merge(conf, extra or {})
+
+
+def _archive_settings(conf: dict[str, str], archive: str, deploy_mode: str,
+                      engine: str | None = None) -> tuple[dict[str, str], str]:
+    """``conf`` for executors that run the Python of a ``cxrzoo pack`` archive; and their site-packages."""
+    from cxrzoo.pack import ENV_NAME, read_manifest
+
+    if deploy_mode not in ("client", "cluster"):
+        raise ValueError(f"deploy_mode must be 'client' or 'cluster', not {deploy_mode!r}")
+    local = local_path(archive)
+    if local is not None:  # a local archive is checked, and given to spark-submit as an absolute path
+        archive = os.path.abspath(local)
+        manifest = read_manifest(archive)
+        site = manifest["site_packages"]
+        if engine and engine != "auto" and engine not in manifest.get("engines", []):
+            raise ValueError(f"{archive} holds the engines {manifest.get('engines')}, not {engine!r}: pack it with "
+                             f"`cxrzoo pack --engine {engine}` (or submit with one of those)")
+    else:  # on HDFS, S3, ...: what `cxrzoo pack` writes for this Python
+        site = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+    python = f"./{ENV_NAME}/bin/python"
+    conf = {k: v for k, v in conf.items() if k not in (
+        "spark.executorEnv.PYSPARK_PYTHON",  # this machine's interpreter: the archive's instead
+        "spark.executor.extraJavaOptions")}  # names a file of this machine's cxrzoo
+    conf.update({"spark.archives": f"{archive}#{ENV_NAME}", "spark.submit.deployMode": deploy_mode,
+                 "spark.pyspark.python": python, "spark.executorEnv.PYSPARK_PYTHON": python,
+                 # the driver: this interpreter in client mode, the archive's in a cluster's container
+                 "spark.pyspark.driver.python": sys.executable if deploy_mode == "client" else python})
+    if deploy_mode == "cluster":
+        conf.pop("spark.driver.extraJavaOptions", None)
+        conf["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] = python
+    return conf, f"./{ENV_NAME}/{site}"
 
 
 def _attach(spark: SparkSession, engine: str | None, engine_options: Mapping[str, Any]) -> SparkSession:
@@ -139,8 +183,33 @@ def _attach(spark: SparkSession, engine: str | None, engine_options: Mapping[str
     return spark
 
 
+def submitted() -> bool:
+    """True in a Python driver that spark-submit (or the ``pyspark`` shell) launched: its JVM is running."""
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+
+
+def _create_submitted(master: str | None) -> SparkSession:
+    """The session of a driver spark-submit launched: its settings (master, Python, archives, class paths)
+    are the submitter's and stay; cxrzoo adds only the session-level ones the submitter left unset."""
+    from pyspark import SparkConf
+
+    have = SparkConf()  # loads the spark.* system properties spark-submit gave the JVM
+    if master and have.get("spark.master", None) not in (None, master):
+        log.warning("spark-submit's master %s is used; %s ignored", have.get("spark.master"), master)
+    builder = SparkSession.builder
+    for key, value in {**REQUIRED_SESSION, **PREFERRED_SESSION, "spark.ui.showConsoleProgress": "false"}.items():
+        if not have.contains(key):
+            builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s on %s (from spark-submit)", spark.version, spark.sparkContext.master)
+    return spark
+
+
 def _create(master: str | None, conf: Mapping[str, str], engine: str | None,
             engine_options: Mapping[str, Any], **sizing: Any) -> SparkSession:
+    if submitted():
+        return _create_submitted(master)
     ensure_java_home()
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

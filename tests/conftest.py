@@ -67,3 +67,16 @@ def model_dir(spark, ingested, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("prec") / "model")
     jobs.train(spark, ingested, out, crop=64, modelName="tiny", epochs=3, batchSize=8, learningRate=3e-3, seed=2)
     return out
+
+
+@pytest.fixture(scope="session")
+def cluster_data(spark, tmp_path_factory) -> str:
+    """200 synthetic radiographs ingested at 72²: four labels with 12-59 positives (the cluster tests' set)."""
+    from cxrzoo import jobs
+    from cxrzoo.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("cluster-data")
+    ds = write_dataset(root / "synth", n=200, size=128, seed=3, workers=2)
+    out = str(root / "all.parquet")
+    jobs.ingest(spark, str(ds.images), str(ds.labels_csv), out, size=72)
+    return out

@@ -26,18 +26,6 @@ CLUSTER_EPOCHS = 10
 MIN_POSITIVES = 10  # quality: mean AUC over the labels with at least this many positives
 
 
-@pytest.fixture(scope="module")
-def cluster_data(spark, tmp_path_factory) -> str:
-    """200 synthetic radiographs ingested at 72²: four labels with 12-59 positives."""
-    from cxrzoo.synth import write_dataset
-
-    root = tmp_path_factory.mktemp("cluster-data")
-    ds = write_dataset(root / "synth", n=200, size=128, seed=3, workers=2)
-    out = str(root / "all.parquet")
-    jobs.ingest(spark, str(ds.images), str(ds.labels_csv), out, size=72)
-    return out
-
-
 def _quality(spark, model_dir: Path, data: str) -> float:
     rep = jobs.evaluate(spark, str(model_dir), data, bootstrap=0)
     common = [k for k, n in rep.positives.items() if n >= MIN_POSITIVES and rep.auc[k] is not None]

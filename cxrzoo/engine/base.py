@@ -172,6 +172,10 @@ class Engine(ABC):
     user_env: tuple[str, ...] = ()  # of process_env(), the variables a user's own value overrides
     reproducible: bool = False  # the same seed, data and cluster layout train the same weights
     masks_loss: bool = False  # the loss skips NaN targets (labels unknown for an image, cxrzoo.targets)
+    # the Python distributions the engine runs on (what `cxrzoo pack` adds to an archive for it), and whether
+    # their own requirements are followed (BigDL's metadata pins a pyspark that cxrzoo does not run on)
+    distributions: tuple[str, ...] = ()
+    follow_requirements: bool = True
 
     @classmethod
     def available(cls) -> str | None:
@@ -188,8 +192,14 @@ class Engine(ABC):
         """Keyword options of the constructor."""
         return tuple(cls.option_params())
 
-    def spark_settings(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
-        """Spark settings this engine needs that only take effect when the JVMs start."""
+    def spark_settings(self, master: str, executor_cores: int | None = None,
+                       executor_site: str | None = None) -> dict[str, str]:
+        """Spark settings this engine needs that only take effect when the JVMs start.
+
+        ``executor_site``: where the executors find the Python packages (the ``site-packages`` of an
+        archive shipped with ``spark.archives``, relative to their working directory); default: where
+        they are installed here.
+        """
         return {}
 
     def process_env(self, master: str, executor_cores: int | None = None) -> dict[str, str]:

@@ -121,6 +121,8 @@ class BigDLEngine(Engine):
     artifact_name = "net.bigdl"
     masks_loss = True  # bigdl_trainer: an unknown label's signed-weight target is 0 (no loss, no gradient)
     user_env = ("KMP_BLOCKTIME",)
+    distributions = ("bigdl-dllib-spark3", "bigdl-core")
+    follow_requirements = False  # BigDL 2.4.0's metadata pins pyspark 3.1.3 and conda-pack
 
     def __init__(self, engine_type: str | None = None) -> None:
         if engine_type is not None and engine_type not in bs.ENGINE_TYPES:
@@ -145,8 +147,9 @@ class BigDLEngine(Engine):
     def option_params(cls) -> dict[str, str]:
         return {"engine_type": "bigdlEngineType"}
 
-    def spark_settings(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
-        return bs.spark_settings(master, executor_cores, self.engine_type)
+    def spark_settings(self, master: str, executor_cores: int | None = None,
+                       executor_site: str | None = None) -> dict[str, str]:
+        return bs.spark_settings(master, executor_cores, self.engine_type, executor_site)
 
     def process_env(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
         return bs.threads_env(master, executor_cores, self.engine_type)

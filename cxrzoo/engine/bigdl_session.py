@@ -49,10 +49,19 @@ def unavailable() -> str | None:
     return None
 
 
-def classpath() -> str:
-    """BigDL's jars, ':'-joined."""
+def classpath(site: str | None = None) -> str:
+    """BigDL's jars, ':'-joined; with ``site``, as they lie under that ``site-packages`` (e.g. an archive's)."""
     root = package_dir()
-    return ":".join(str(p) for p in sorted(root.glob("share/*/lib/*.jar"))) if root else ""
+    if not root:
+        return ""
+    jars = sorted(root.glob("share/*/lib/*.jar"))
+    if site is not None:
+        return ":".join(f"{site.rstrip('/')}/{p.relative_to(root.parent).as_posix()}" for p in jars)
+    return ":".join(str(p) for p in jars)
+
+
+def _jar_names(value: str | None) -> set[str]:
+    return {Path(p).name for p in (value or "").split(":") if p}
 
 
 def local_cores(master: str) -> int | None:
@@ -85,9 +94,13 @@ def threads_env(master: str, executor_cores: int | None, engine_type: str) -> di
     return {"OMP_NUM_THREADS": str(threads), "KMP_AFFINITY": "disabled", "KMP_BLOCKTIME": "200", "KMP_SETTINGS": "0"}
 
 
-def spark_settings(master: str, executor_cores: int | None, engine_type: str) -> dict[str, str]:
+def spark_settings(master: str, executor_cores: int | None, engine_type: str,
+                   executor_site: str | None = None) -> dict[str, str]:
     """Settings BigDL needs at JVM start: its jars on the driver's (and executors') class path, its engine
-    type as a Java system property, a stack deep enough for DenseNet's graph, no speculation."""
+    type as a Java system property, a stack deep enough for DenseNet's graph, no speculation.
+
+    ``executor_site``: the executors' ``site-packages`` (an archive's, relative to their working directory),
+    for their class path; default: this installation's."""
     if engine_type not in ENGINE_TYPES:
         raise ValueError(f"bigdlEngineType must be one of {ENGINE_TYPES}, not {engine_type!r}")
     # deep graphs (DenseNet's 58 concatenations) overflow the default 1 MB stack in the MKL-DNN conversion
@@ -103,7 +116,7 @@ def spark_settings(master: str, executor_cores: int | None, engine_type: str) ->
         # BigDL's classes must come from the executors' system class path: loaded through spark.jars,
         # Java's deserialization of Scala lambdas inside BigDL's RDDs fails (ClassCastException of a
         # SerializedLambda).  The jars sit in the bigdl package, installed alike on every node.
-        conf["spark.executor.extraClassPath"] = classpath()
+        conf["spark.executor.extraClassPath"] = classpath(executor_site)
         conf["spark.executor.extraJavaOptions"] = opts
         conf["spark.scheduler.minRegisteredResourcesRatio"] = "1.0"  # BigDL counts the executors once
     return conf
@@ -123,8 +136,10 @@ def check(spark: Any, engine_type: str) -> dict[str, str]:
     if (running_engine_type(sc) or "mklblas") != engine_type:  # BigDL's own default
         gaps["spark.driver.extraJavaOptions"] = engine_opt
     if local_cores(sc.master) is None:
-        gaps.update(missing(conf, {"spark.executor.extraClassPath": jars,
-                                   "spark.executor.extraJavaOptions": engine_opt}))
+        gaps.update(missing(conf, {"spark.executor.extraJavaOptions": engine_opt}))
+        # the executors may find the jars elsewhere (an archive's site-packages): the same jars, by name
+        if not _jar_names(jars) <= _jar_names(conf.get("spark.executor.extraClassPath", None)):
+            gaps["spark.executor.extraClassPath"] = jars
     gaps.update(missing(conf, {"spark.speculation": "false"}) if conf.get("spark.speculation", "false") != "false"
                 else {})
     return gaps

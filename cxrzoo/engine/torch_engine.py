@@ -95,6 +95,7 @@ class TorchEngine(Engine):
     artifact_name = "torch.safetensors"
     masks_loss = True  # torch_worker.loss_fn: NaN targets are left out of the loss
     reproducible = True  # seeded per (seed, epoch, rank); rows dealt deterministically; fixed reduction order
+    distributions = ("torch",)
 
     def __init__(self, precision: str | None = "auto", compile: bool | None = False,
                  workers: str | None = "per_core") -> None:
@@ -140,7 +141,8 @@ class TorchEngine(Engine):
                              "spark.executor.cores (one task, one DDP process, per executor); use 'per_core'")
         return Layout(workers=slots, threads=task_cpus)
 
-    def spark_settings(self, master: str, executor_cores: int | None = None) -> dict[str, str]:
+    def spark_settings(self, master: str, executor_cores: int | None = None,
+                       executor_site: str | None = None) -> dict[str, str]:
         """The state of a ResNet-50 with Adam's moments (~300 MB) comes back to the driver every epoch."""
         return {"spark.driver.maxResultSize": "4g"}
 

