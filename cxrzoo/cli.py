@@ -84,8 +84,8 @@ def cmd_pack(args: argparse.Namespace) -> None:
     m = done.manifest
     engines = ", ".join(m["engines"]) or "none"
     stdout().write(f"{done.path}: {done.bytes / 1e6:.0f} MB, {done.files} files; engines: {engines}; "
-           f"nodes need Python {m['python']['version']} at {m['python']['base_executable']} and Spark "
-           f"{m['spark']['pyspark']}\n")
+                   f"nodes need Python {m['python']['version']} at {m['python']['base_executable']} and Spark "
+                   f"{m['spark']['pyspark']}\n")
 
 
 def cmd_synth(args: argparse.Namespace) -> None:

@@ -240,7 +240,10 @@ def pack(out: str | os.PathLike, engines: Iterable[str] | None = None, with_spar
     log.info("packing %d distributions, %d files (%.0f MB) for engines %s", len(names), len(files), total / 1e6,
              ", ".join(manifest["engines"]) or "(none)")
 
+    members = []
+
     def write(tmp: str) -> None:
+        members.clear()  # a retried write counts afresh
         with tarfile.open(tmp, "w:gz", compresslevel=compress_level) as tar:
             _add_bytes(tar, MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
             _add_bytes(tar, "pyvenv.cfg", cfg)
@@ -253,11 +256,12 @@ def pack(out: str | os.PathLike, engines: Iterable[str] | None = None, with_spar
                 st = files[arc].stat()
                 with open(files[arc], "rb") as fh:
                     tar.addfile(_info(arc, st.st_size, st.st_mode & 0o777 | 0o644, mtime=st.st_mtime), fh)
+            members.extend(tar.getnames())
 
     atomic.replace(out, write)
     size = Path(out).stat().st_size
     log.info("wrote %s: %.0f MB (from %.0f MB)", out, size / 1e6, total / 1e6)
-    return Packed(Path(out), size, len(files) + 5, manifest)
+    return Packed(Path(out), size, len(members), manifest)
 
 
 def read_manifest(archive: str | os.PathLike) -> dict:

@@ -190,16 +190,15 @@ def submitted() -> bool:
 
 def _create_submitted(master: str | None) -> SparkSession:
     """The session of a driver spark-submit launched: its settings (master, Python, archives, class paths)
-    are the submitter's and stay; cxrzoo adds only the session-level ones the submitter left unset."""
+    are the submitter's and stay (the session-level ones cxrzoo needs are set by :func:`_attach`)."""
     from pyspark import SparkConf
 
     have = SparkConf()  # loads the spark.* system properties spark-submit gave the JVM
     if master and have.get("spark.master", None) not in (None, master):
         log.warning("spark-submit's master %s is used; %s ignored", have.get("spark.master"), master)
     builder = SparkSession.builder
-    for key, value in {**REQUIRED_SESSION, **PREFERRED_SESSION, "spark.ui.showConsoleProgress": "false"}.items():
-        if not have.contains(key):
-            builder = builder.config(key, value)
+    if not have.contains("spark.ui.showConsoleProgress"):  # read as the context starts: cxrzoo draws its own bars
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark %s on %s (from spark-submit)", spark.version, spark.sparkContext.master)

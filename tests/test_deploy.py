@@ -16,19 +16,17 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cxrzoo import jobs
-from cxrzoo.cluster import executor_pids
+from cxrzoo.cluster import StandaloneCluster, executor_pids
 from cxrzoo.javahome import ensure_java_home
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,26 +48,20 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not _can_unshare(),
                                 reason="hiding paths from the workers needs root and `unshare -m`")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _plain_env(**extra: str) -> dict:
     """The environment of a process started by hand on a node: no venv, no PYSPARK_* of the test's session."""
     keep = {k: os.environ[k] for k in ("HOME", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
     return {**keep, "PATH": "/usr/local/bin:/usr/bin:/bin", **extra}
 
 
-class IsolatedCluster:
-    """Master + workers that cannot see the ``hidden`` directories; started and stopped by pid."""
+class IsolatedCluster(StandaloneCluster):
+    """:class:`StandaloneCluster`'s master and workers, each in a private mount namespace where the ``hidden``
+    directories are empty, run from a copy of Spark outside them; its ``stop`` then waits for every process
+    group it started (a worker's executors exit after their worker) and kills what is left past a grace."""
 
-    def __init__(self, node: Path, hidden: list[Path], workers: int = 2) -> None:
-        self.node, self.workers, self.hidden = node, workers, hidden
-        self.port, self.ui = _free_port(), _free_port()
-        self.procs: list[subprocess.Popen] = []
-        self.left_after_grace: list[int] = []
+    def __init__(self, node: Path, hidden: list[Path]) -> None:
+        super().__init__(workers=2, cores=1, memory="3g", work_dir=str(node))
+        self.hidden, self.groups, self.left_after_grace = hidden, [], []
         import pyspark
 
         src = Path(pyspark.__file__).parent
@@ -82,55 +74,20 @@ class IsolatedCluster:
             java = node / "jdk"
         self.java_home = java
 
-    @property
-    def url(self) -> str:
-        return f"spark://127.0.0.1:{self.port}"
-
     def _spawn(self, name: str, args: list[str]) -> None:
         hide = " && ".join(f"mount -t tmpfs -o size=1m,mode=0755 tmpfs {shlex.quote(str(h))}" for h in self.hidden)
         cmd = f"{hide} && exec {shlex.quote(str(self.spark_home / 'bin' / 'spark-class'))} {shlex.join(args)}"
         env = _plain_env(JAVA_HOME=str(self.java_home), SPARK_HOME=str(self.spark_home),
                          SPARK_LOCAL_IP="127.0.0.1", SPARK_DAEMON_MEMORY="512m")
-        log = open(self.node / f"{name}.log", "wb")
-        self.procs.append(subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", cmd],
-                                           stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.node,
-                                           start_new_session=True))
-
-    def start(self) -> "IsolatedCluster":
-        self._spawn("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port",
-                               str(self.port), "--webui-port", str(self.ui)])
-        for i in range(self.workers):
-            work = self.node / f"work-{i}"
-            work.mkdir()
-            self._spawn(f"worker-{i}", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores",
-                                        "1", "--memory", "3g", "--webui-port", str(_free_port()), "--work-dir",
-                                        str(work), self.url])
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.procs):
-                break
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.ui}/json/", timeout=5) as r:
-                    if sum(w["state"] == "ALIVE" for w in json.load(r)["workers"]) == self.workers:
-                        return self
-            except OSError:
-                pass
-            time.sleep(1)
-        logs = "\n".join((self.node / f).read_text()[-1500:] for f in os.listdir(self.node) if f.endswith(".log"))
-        self.stop()
-        pytest.fail(f"the isolated cluster did not come up:\n{logs}")
+        proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", cmd],
+                                stdout=open(self.work_dir / f"{name}.log", "wb"), stderr=subprocess.STDOUT, env=env,
+                                cwd=self.work_dir, start_new_session=True)
+        self._procs.append(proc)
+        self._classes.append(args[0])
+        self.groups.append(proc.pid)
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        # the groups' other members (a worker's executors) exit after their worker: wait, then kill what is left
+        super().stop()
         deadline = time.monotonic() + 60
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -139,12 +96,12 @@ class IsolatedCluster:
             os.killpg(pgid, signal.SIGKILL)
 
     def alive(self) -> list[int]:
-        """Pids of the processes this cluster started that still run (their process groups included)."""
+        """The process groups this cluster started that still have a member."""
         out = []
-        for p in self.procs:
+        for pgid in self.groups:
             try:
-                os.killpg(p.pid, 0)
-                out.append(p.pid)
+                os.killpg(pgid, 0)
+                out.append(pgid)
             except ProcessLookupError:
                 pass
         return out
@@ -191,7 +148,7 @@ def test_spark_conf_with_the_archive_names_its_python_and_refuses_an_engine_it_l
 def _submit(cluster: IsolatedCluster, archive: Path, argv: list[str], log: Path) -> str:
     """``spark-submit $(cxrzoo spark-conf --archive ... --launcher) argv``: the README's standalone recipe."""
     conf = subprocess.run([sys.executable, "-m", "cxrzoo.cli", "spark-conf", "--archive", str(archive), "--engine",
-                           ENGINE, "--master", cluster.url, "--executor-cores", "1", "--num-executors", "2",
+                           ENGINE, "--master", cluster.master_url, "--executor-cores", "1", "--num-executors", "2",
                            "--executor-memory", "1500m", "--driver-memory", "2g", "--launcher"],
                           capture_output=True, text=True, timeout=120)
     assert conf.returncode == 0, conf.stderr
@@ -212,7 +169,6 @@ def _submit(cluster: IsolatedCluster, archive: Path, argv: list[str], log: Path)
 def test_spark_submit_with_the_archive_trains_and_scores_on_an_isolated_cluster(spark, cluster_data, archive,
                                                                                  tmp_path):
     node, private = tmp_path / "node", tmp_path / "driver-only"  # the model and its IR: only the driver sees them
-    node.mkdir()
     private.mkdir()
     hidden = HIDDEN + [private]
     cluster = IsolatedCluster(node, hidden).start()
@@ -230,8 +186,7 @@ def test_spark_submit_with_the_archive_trains_and_scores_on_an_isolated_cluster(
                                    tmp_path / "doctor.log").strip().splitlines()[-1])
         _submit(cluster, archive, ["score", "--model", str(ir), "--data", cluster_data, "--out",
                                    str(tmp_path / "scores.parquet")], tmp_path / "score.log")
-        apps = [a["id"] for a in json.load(urllib.request.urlopen(
-            f"http://127.0.0.1:{cluster.ui}/json/", timeout=5))["completedapps"]]
+        apps = [a["id"] for a in cluster.status()["completedapps"]]
     finally:
         cluster.stop()
     # everything started is stopped: by pid, within the grace, no executor of the three applications left
@@ -245,7 +200,7 @@ def test_spark_submit_with_the_archive_trains_and_scores_on_an_isolated_cluster(
     for r in probe:
         assert r["paths"] == {str(p): False for p in looked}, r
         assert r["native_kernels"] and r["engines"][ENGINE] == "ok" and not r["problems"], r
-        assert r["prefix"].startswith(str(node / "work-")) and r["prefix"].endswith("/env"), r
+        assert r["prefix"].startswith(str(node / "worker-")) and r["prefix"].endswith("/env"), r
         assert r["cxrzoo"].startswith(r["prefix"] + "/lib/"), r
 
     # the same scores as local mode's, from the same IR

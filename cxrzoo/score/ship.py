@@ -19,10 +19,12 @@ from typing import Any
 
 from cxrzoo.atomic import replace
 from cxrzoo.irformat import CARD, XML
+from cxrzoo.score.runtime import _files_signature
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
-_SHIPPED: dict[tuple[int, str], str] = {}  # (id of the SparkContext's JVM object, archive name) → name
+_SHIPPED: set[tuple[str, str]] = set()  # (application id, archive name) already added
+_DIGESTS: dict[tuple[str, tuple], str] = {}  # (IR directory, its files' signature) → content hash
 
 
 def _files(ir_dir: Path) -> list[Path]:
@@ -51,9 +53,12 @@ def ship_ir(sc: Any, ir_dir: str | os.PathLike) -> str | None:
     if sc.master.startswith("local"):
         return None
     files = _files(Path(ir_dir))
-    name = f"cxrzoo-ir-{_digest(files)}.zip"
-    key = (id(sc._jsc), name)
     with _LOCK:
+        where = (str(Path(ir_dir).resolve()), _files_signature(Path(ir_dir)))
+        if where not in _DIGESTS:  # hashed once per version of the files, not on every transform
+            _DIGESTS[where] = _digest(files)
+        name = f"cxrzoo-ir-{_DIGESTS[where]}.zip"
+        key = (sc.applicationId, name)
         if key in _SHIPPED:
             return name
         stage = Path(tempfile.gettempdir()) / f"cxrzoo-ship-{os.getuid()}"
@@ -66,7 +71,7 @@ def ship_ir(sc: Any, ir_dir: str | os.PathLike) -> str | None:
                         z.write(f, f.name)
             replace(path, write)
         sc.addArchive(str(path))
-        _SHIPPED[key] = name
+        _SHIPPED.add(key)
     log.info("IR %s shipped to the executors as %s", ir_dir, name)
     return name
 
