@@ -177,7 +177,14 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
 
 def _sleeper(*argv: str) -> subprocess.Popen:
     """A process of ours in its own session (as the daemons are), sleeping 60 s; ``argv`` are extra arguments."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv], start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *argv], start_new_session=True)
+    # Popen returns once exec has begun; the new image's argv shows in /proc only a moment later (a spark4 CI run
+    # read an empty cmdline), so wait for it as `stop` would find a daemon started long before
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[-2:-1] != [argv[-1].encode()]:
+        assert time.monotonic() < deadline, f"pid {proc.pid} never showed its argv"
+        time.sleep(0.01)
+    return proc
 
 
 def test_stop_signals_only_the_daemons_it_started(tmp_path):
