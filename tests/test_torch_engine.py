@@ -233,11 +233,18 @@ def test_every_backbone_trains_saves_and_exports(spark, name, tmp_path):
         """Rows are dealt round-robin: worker 0 trains on rows 0 and 2, worker 1 on 1 and 3, each with batch
         statistics over its own two rows; this is the mean of their two losses, computed in NumPy."""
         net.train()
+        net.to(memory_format=torch.channels_last)  # as each worker runs: channels_last, one thread (per_core)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         total = 0.0
-        for half in ([0, 2], [1, 3]):
-            with torch.no_grad():
-                p = 1 / (1 + np.exp(-net(torch.from_numpy(x[half])).numpy().astype(np.float64)))
-            total += float(-(y[half] * np.log(p) + (1 - y[half]) * np.log(1 - p)).mean()) / 2
+        try:
+            for half in ([0, 2], [1, 3]):
+                with torch.no_grad():
+                    xt = torch.from_numpy(x[half]).contiguous(memory_format=torch.channels_last)
+                    p = 1 / (1 + np.exp(-net(xt).numpy().astype(np.float64)))
+                total += float(-(y[half] * np.log(p) + (1 - y[half]) * np.log(1 - p)).mean()) / 2
+        finally:
+            torch.set_num_threads(threads)
         return total
 
     state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -252,8 +259,10 @@ def test_every_backbone_trains_saves_and_exports(spark, name, tmp_path):
         trainer.close()
     assert stats.images == 4 and np.isfinite(stats.loss)
     # the workers' loss is the one computed here, to float noise: batch norm over 2 rows at 1×1 maps amplifies
-    # the differences of channels_last kernels (measured 0.2-0.5 %; other pairings of the rows differ by 3-5 %)
-    assert stats.loss == pytest.approx(before, rel=0.01)
+    # kernel differences, so the reference runs as a worker does (on an AVX2 VM MobileNetV2's loss was 0.7017
+    # contiguous on 2 threads, 0.6767 channels_last on 2, 0.7133 channels_last on 1; the workers' 0.7139)
+    # ResNet-50 there: 0.7657 against 0.7738 (1.06 %), hence 2 %
+    assert stats.loss == pytest.approx(before, rel=0.02)
     trained = {k: v.clone() for k, v in net.state_dict().items()}
     assert loss() < before
     net.load_state_dict(trained)
