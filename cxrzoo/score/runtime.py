@@ -119,21 +119,24 @@ class CompiledScorer:
                     np.concatenate([g[1] for g in got]) if self.heatmaps else None)
 
         queue.set_callback(done)
-        cid, previous = 0, None
-        for key, chunks in groups:
-            ids = []
-            for chunk in chunks:
-                self._check(chunk)
-                if len(chunk):
-                    queue.start_async({0: chunk}, userdata=cid)
-                    ids.append(cid)
-                    cid += 1
+        try:
+            cid, previous = 0, None
+            for key, chunks in groups:
+                ids = []
+                for chunk in chunks:
+                    self._check(chunk)
+                    if len(chunk):
+                        queue.start_async({0: chunk}, userdata=cid)
+                        ids.append(cid)
+                        cid += 1
+                if previous is not None:
+                    yield (previous[0], *collect(previous[1]))
+                previous = (key, ids)
+            queue.wait_all()
             if previous is not None:
                 yield (previous[0], *collect(previous[1]))
-            previous = (key, ids)
-        queue.wait_all()
-        if previous is not None:
-            yield (previous[0], *collect(previous[1]))
+        finally:
+            _release(queue)
 
     def _outputs(self, request: ov.InferRequest) -> tuple[np.ndarray, np.ndarray | None]:
         """A finished request's probabilities and (with ``heatmaps``) maps, copied out of its tensors."""
@@ -147,6 +150,26 @@ class CompiledScorer:
             return max(2, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         except RuntimeError:
             return 2
+
+
+def _ignore(request: ov.InferRequest, userdata: object) -> None:
+    """The callback a released queue is left with: it refers to nothing."""
+
+
+def _release(queue: ov.AsyncInferQueue) -> None:
+    """Let ``queue`` be freed safely, however its generator ended (done, an error, closed early by its consumer).
+
+    Its requests are awaited, so that no OpenVINO thread is still running a callback, and the callback is swapped
+    for one that refers to nothing.  Otherwise an error raised through the generator kept the queue alive in a
+    reference cycle (the traceback's frames hold it) whose callback closure refers back to the same objects; the
+    garbage collector freeing that cycle crashed the process (a stress test here: a segmentation fault within 300
+    failed streams).
+    """
+    try:
+        queue.wait_all()
+    except RuntimeError:  # a request that failed inside OpenVINO: already reported to the consumer, or moot
+        pass
+    queue.set_callback(_ignore)
 
 
 class InferenceFailedError(RuntimeError):
