@@ -1,11 +1,12 @@
-# The two commands: `make demo` (main job on synthetic data) and `make test` (whole suite).
+# The two commands: `make demo` (main job on synthetic data) and `make test` (the fast tier of the suite);
+# `make test-all` runs the slow tier too.
 # Both create .venv from python3 on first use; nothing is installed by hand.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cxrzoo-installed
 
-.PHONY: demo test test-spark35 test-spark4 bench venv venv-spark4 browser clean
+.PHONY: demo venvs test test-spark35 test-spark4 test-all test-all-spark35 test-all-spark4 bench venv venv-spark4 browser clean
 
 venv: $(STAMP)
 
@@ -41,16 +42,36 @@ $(STAMP4): pyproject.toml Makefile CMakeLists.txt constraints/spark4.txt $(wildc
 	@printf 'Java for Spark 4: ' && $(BIN4)/python -m cxrzoo.javahome
 	touch $(STAMP4)
 
+# both profiles' virtualenvs side by side (pip is mostly single-threaded: 77 s one after the other, 42 s so here)
+venvs:
+	@$(MAKE) --no-print-directory -j2 $(STAMP) $(STAMP4)
+
 demo: $(STAMP)
 	$(BIN)/cxrzoo demo --out demo-out
 
-# the whole suite in both profiles, one after the other (2 cores: never two at once)
-test: test-spark35 test-spark4
+# The fast tier (every test not marked slow) in both profiles, one after the other (2 cores: never two at once).
+# Each run ends with its 25 slowest tests, its wall time and any fast-tier test over 60 s (tests/conftest.py).
+FAST := -m "not slow"
+# both profiles run even when the first fails (each prints its own summary); the status is the worse of the two
+test: venvs browser
+	@rc=0; echo "== fast tier in $(VENV) (Spark 3.5, BigDL and torch)"; $(BIN)/python -m pytest $(FAST) || rc=$$?; \
+	echo "== fast tier in $(VENV4) (Spark 4, torch)"; $(BIN4)/python -m pytest $(FAST) || rc=$$?; exit $$rc
 
 test-spark35: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(FAST)
 
 test-spark4: $(STAMP4) browser
+	$(BIN4)/python -m pytest $(FAST)
+
+# Everything, the slow tier included: run it before resolving an issue that touches what only the slow tier covers.
+test-all: venvs browser
+	@rc=0; echo "== both tiers in $(VENV) (Spark 3.5, BigDL and torch)"; $(BIN)/python -m pytest || rc=$$?; \
+	echo "== both tiers in $(VENV4) (Spark 4, torch)"; $(BIN4)/python -m pytest || rc=$$?; exit $$rc
+
+test-all-spark35: $(STAMP) browser
+	$(BIN)/python -m pytest
+
+test-all-spark4: $(STAMP4) browser
 	$(BIN4)/python -m pytest
 
 # Debian's chromium, for the HTML report's browser test (driven by Playwright, no browser download)

@@ -24,6 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# refused before Spark starts, the same on Spark 3.5 and 4: one profile runs these; the two tests of what Spark
+# reports (its errors differ between versions) run in both
+pytestmark = pytest.mark.profile("spark4")
+BOTH = pytest.mark.profile("spark35", "spark4")
+
 BLOCKERS = Path(__file__).with_name("blockers")  # on PYTHONPATH: `import bigdl` fails (test_engine_neutral.py)
 PROGRESS = re.compile(r"^(log: \S.*|Spark \S+ on \S+)$")
 
@@ -337,6 +342,7 @@ def test_verbose_shows_the_traceback(work: Path) -> None:
     assert loud.stderr.rstrip().splitlines()[-1] == line, loud.stderr[-3000:]
 
 
+@BOTH
 def test_spark_input_error_names_the_option() -> None:
     """Spark's PATH_NOT_FOUND (a path left to Spark: a glob, an hdfs:// URI) and UNABLE_TO_INFER_SCHEMA become one
     line naming the option."""
@@ -357,6 +363,7 @@ def test_spark_input_error_names_the_option() -> None:
     assert spark_input_error(RuntimeError("something else"), args) is None
 
 
+@BOTH
 def test_spark_path_not_found_is_one_line(work: Path) -> None:
     """A glob is left to Spark; that it matches nothing is one line naming the option, exit status 2 (this test
     starts Spark: about 10 s)."""

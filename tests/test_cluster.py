@@ -16,13 +16,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ENGINE
+from conftest import CLUSTER_RECIPE, ENGINE
 
 from cxrzoo import jobs
 from cxrzoo.cluster import StandaloneCluster, executor_pids
 
 EPOCHS = 5  # the resume test: enough to kill after epoch 2 and resume
-CLUSTER_EPOCHS = 10
 MIN_POSITIVES = 10  # quality: mean AUC over the labels with at least this many positives
 
 
@@ -114,6 +113,9 @@ def _history(model_dir: Path) -> list[dict]:
     return json.loads((model_dir / "model.json").read_text())["history"]
 
 
+# once, on torch: BigDL resumes from its checkpoints in the default profile's short cluster run (a retry from the
+# last checkpoint) and in test_recipe's resume test
+@pytest.mark.profile("spark4")
 def test_killed_training_resumes_with_the_same_command(ingested, tmp_path):
     out, ckpt, log = tmp_path / "model", tmp_path / "ckpt", tmp_path / "run1.log"
     cmd = _train_cmd(ingested, out, ckpt, "--master", "local[2]", "--schedule", "plateau", "--warmup-epochs", "1")
@@ -134,27 +136,30 @@ def test_killed_training_resumes_with_the_same_command(ingested, tmp_path):
     assert history[0]["learning_rate"] == pytest.approx(1e-7) and history[1]["learning_rate"] == pytest.approx(3e-3)
 
 
-def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, tmp_path):
+def _cluster_run(spark, data: str, tmp_path: Path, epochs: int, kill_in: int) -> tuple[Path, Path, str]:
+    """Train ``epochs`` on a standalone master and two 1-core workers on loopback, killing one executor inside
+    epoch ``kill_in`` (≥ 2: the epoch before finds the executors and writes a checkpoint); check what every length
+    of run must show.  Returns the model, the checkpoints and the log text."""
     out, ckpt, log = tmp_path / "cluster-model", tmp_path / "ckpt", tmp_path / "cluster.log"
     with StandaloneCluster(workers=2, cores=1, memory="2g", work_dir=str(tmp_path / "cluster")) as cluster:
         # no --executor-cores / --num-executors: cxrzoo reads what the cluster granted (1 core per worker)
-        cmd = _train_cmd(cluster_data, out, ckpt, "--master", cluster.master_url, "--executor-memory", "1200m",
-                         "--schedule", "cosine", epochs=CLUSTER_EPOCHS)
+        cmd = _train_cmd(data, out, ckpt, "--master", cluster.master_url, "--executor-memory", "1200m",
+                         "--schedule", "cosine", epochs=epochs)
         env, port = _ui_conf(tmp_path)
         proc = _start(cmd, log, env)
-        # the executors are found during epoch 2 so that the kill follows the UI's first sight of epoch 3 at once:
-        # an epoch lasts ~2.5 s here, and a kill landing after its tasks ended needs no retry (CI saw one so)
-        app = _wait_for_epoch_running(port, 2, proc, log)
+        # the executors are found in the epoch before so that the kill follows the UI's first sight of its epoch at
+        # once: an epoch lasts ~2.5 s here, and a kill landing after its tasks ended needs no retry (CI saw one so)
+        app = _wait_for_epoch_running(port, kill_in - 1, proc, log)
         pids = executor_pids(app)
         assert len(pids) == 2, pids  # one executor per worker
-        _wait_for_epoch_running(port, 3, proc, log)  # inside the third epoch
+        _wait_for_epoch_running(port, kill_in, proc, log)  # inside that epoch
         os.kill(pids[0], signal.SIGKILL)
         rc = proc.wait(timeout=900)
         status = cluster.status()
     text = log.read_text() + (tmp_path / "cxrzoo.log").read_text()
     assert rc == 0, text[-4000:]
     assert "Lost executor" in text  # Spark saw the executor die
-    retried = "epoch 3 failed" in text
+    retried = f"epoch {kill_in} failed" in text
     assert not retried or "retry 1 of 2 from the last checkpoint" in text  # a failed epoch is redone
     # BigDL's epoch spans many jobs, so the kill lands inside it and the retry must happen. torch's epoch here is
     # one ~2.5 s barrier stage, and on Spark 4 the kill has landed as its tasks ended (2 runs of 2): Spark then
@@ -162,13 +167,24 @@ def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, 
     # needed; the history and Adam's step counts below still prove every update happened exactly once
     assert retried or ENGINE == "torch", text[-3000:]
     assert len(status["workers"]) == 2 and executor_pids(app) == []  # the cluster we started is stopped
-    assert [h["epoch"] for h in _history(out)] == list(range(CLUSTER_EPOCHS))
+    assert [h["epoch"] for h in _history(out)] == list(range(epochs))
     assert "missed updates" not in text
-    assert _adam_steps(spark, ckpt / f"epoch-{CLUSTER_EPOCHS:04d}") == [CLUSTER_EPOCHS * 200 // 8] * 2
+    assert _adam_steps(spark, ckpt / f"epoch-{epochs:04d}") == [epochs * 200 // 8] * 2
+    return out, ckpt, text
 
-    local = tmp_path / "local-model"
-    jobs.train(spark, cluster_data, str(local), crop=64, modelName="tiny", epochs=CLUSTER_EPOCHS, batchSize=8,
-               learningRate=3e-3, seed=5, lrSchedule="cosine")
+
+@pytest.mark.profile("spark35")  # BigDL's retry: the torch engine's lost executor is covered by the full run
+def test_standalone_cluster_trains_through_a_lost_executor_short(spark, cluster_data, tmp_path):
+    """The fast tier's cluster run: 2 epochs, one executor killed inside epoch 2, retried from epoch 1's
+    checkpoint."""
+    _cluster_run(spark, cluster_data, tmp_path, epochs=2, kill_in=2)
+
+
+@pytest.mark.slow
+def test_standalone_cluster_trains_through_a_lost_executor(spark, cluster_data, cluster_reference, tmp_path):
+    """10 epochs through the lost executor, then the model's quality within a bound of local mode's."""
+    out, _, _ = _cluster_run(spark, cluster_data, tmp_path, epochs=CLUSTER_RECIPE["epochs"], kill_in=3)
+    local = cluster_reference(ENGINE)
     auc_cluster, auc_local = _quality(spark, out, cluster_data), _quality(spark, local, cluster_data)
     # cosine decay ends each run on small steps, so one run's AUC is less of a draw: over 3 runs each,
     # cluster-with-kill measured 0.795-0.841, without the kill 0.794-0.832, local 0.786-0.815
@@ -187,6 +203,7 @@ def _sleeper(*argv: str) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.profile("spark4")  # plain Python: the same in both profiles
 def test_stop_signals_only_the_daemons_it_started(tmp_path):
     """``python -m cxrzoo.cluster stop`` reads pids from its private state directory and signals a pid only while
     it is still the recorded daemon: a record naming an unrelated process (forged class, reused pid) is skipped."""
@@ -218,6 +235,7 @@ def test_stop_signals_only_the_daemons_it_started(tmp_path):
             proc.wait()
 
 
+@pytest.mark.profile("spark4")  # plain Python: the same in both profiles
 def test_the_state_directory_must_be_private(tmp_path):
     from cxrzoo.cluster import UnsafeStateDirError, state_dir
 

@@ -8,6 +8,10 @@ import subprocess
 import sys
 
 import pyarrow.parquet as pq
+import pytest
+
+# `make demo` runs in the default profile (.venv), and the demo trains the reproducible engine, torch, in either
+pytestmark = pytest.mark.profile("spark35")
 
 
 def test_the_demo_prints_only_its_own_lines_and_logs_the_rest(tmp_path):

@@ -6,6 +6,10 @@ installed for them from a copy outside it, as a node has Spark installed.  Every
 the executors in the archive ``cxrzoo pack`` writes, through ``spark-submit --archives`` with the flags
 ``cxrzoo spark-conf --archive`` prints: the README's standalone recipe.
 
+The fast tier scores the shared torch model's IR on that cluster (one application); the slow tier trains there for
+10 epochs, has the executors report what they see (``cxrzoo doctor``), scores, and holds the model's quality to
+the cluster test's bar against local mode.
+
 The torch engine trains here in both install profiles: BigDL's classes must be on the executors' system
 class path when their JVMs start, before Spark unpacks an archive (measured: a jar that appears on the class
 path after the JVM started is never loaded), so on a standalone cluster BigDL's jars must be installed on the
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLUSTER_RECIPE
 
 from cxrzoo import jobs
 from cxrzoo.cluster import StandaloneCluster, executor_pids
@@ -34,7 +39,7 @@ VENV = Path(sys.prefix).resolve()
 HIDDEN = sorted({ROOT} | ({VENV} if ROOT not in VENV.parents else set()))
 BIN = Path(sys.executable).parent
 ENGINE = "torch"  # see the module's docstring
-EPOCHS = 10
+EPOCHS = CLUSTER_RECIPE["epochs"]  # the full run: the local reference's recipe (tests/conftest.py)
 
 
 def _can_unshare() -> bool:
@@ -44,8 +49,11 @@ def _can_unshare() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not _can_unshare(),
-                                reason="hiding paths from the workers needs root and `unshare -m`")
+# torch trains here in either profile, and what is deployed does not depend on Spark 3.5 or 4: one profile runs it,
+# the one whose environment (no BigDL) packs smaller
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0 or not _can_unshare(),
+                                 reason="hiding paths from the workers needs root and `unshare -m`"),
+              pytest.mark.profile("spark4")]
 
 
 def _plain_env(**extra: str) -> dict:
@@ -106,6 +114,20 @@ class IsolatedCluster(StandaloneCluster):
                 pass
         return out
 
+    def hidden_from_daemons(self) -> dict[int, set[str]]:
+        """For each daemon (master, workers; the executors a worker starts inherit its mounts): which hidden
+        directories its mount namespace covers with an empty tmpfs, read from ``/proc/<pid>/mountinfo``."""
+        out = {}
+        for proc in self._procs:  # unshare, sh and spark-class exec in turn: the daemon keeps the pid
+            covered = set()
+            with open(f"/proc/{proc.pid}/mountinfo") as f:
+                for line in f:
+                    fields, _, fs = line.partition(" - ")
+                    if fs.split()[0] == "tmpfs":
+                        covered.add(fields.split()[4])
+            out[proc.pid] = covered & {str(h) for h in self.hidden}
+        return out
+
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> Path:
@@ -118,10 +140,15 @@ def archive(tmp_path_factory) -> Path:
 
 
 def test_the_archive_holds_what_executors_need_and_nothing_of_the_tests(archive):
-    with tarfile.open(archive, "r:gz") as tar:
-        names = tar.getnames()
-        python = tar.getmember("bin/python")
-    manifest = json.loads(tarfile.open(archive).extractfile("cxrzoo-pack.json").read())
+    names, python, manifest = [], None, None
+    with tarfile.open(archive, "r|gz") as tar:  # one pass over the stream: the archive is large
+        for member in tar:
+            names.append(member.name)
+            if member.name == "bin/python":
+                python = member
+            elif member.name == "cxrzoo-pack.json":
+                manifest = json.loads(tar.extractfile(member).read())
+    assert python is not None and manifest is not None, names[:20]
     site = manifest["site_packages"] + "/"
     tops = {n[len(site):].split("/")[0] for n in names if n.startswith(site)}
     assert {"cxrzoo", "torch", "openvino", "numba", "cv2", "pyarrow", "pydicom"} <= tops
@@ -166,42 +193,56 @@ def _submit(cluster: IsolatedCluster, archive: Path, argv: list[str], log: Path)
     return run.stdout
 
 
-def test_spark_submit_with_the_archive_trains_and_scores_on_an_isolated_cluster(spark, cluster_data, archive,
-                                                                                 tmp_path):
+def _isolated_run(spark, cluster_data: str, archive: Path, tmp_path: Path, epochs: int | None, probe: bool,
+                  ir_of: Path | None = None) -> Path | None:
+    """spark-submit, on an isolated cluster: train ``epochs`` (None: score ``ir_of``, copied where only the driver
+    sees it, instead), with ``probe`` run ``cxrzoo doctor`` on the executors, then score.  Checks that the daemons
+    cannot see the project and that the scores equal local mode's from the same IR.  Returns the trained model."""
     node, private = tmp_path / "node", tmp_path / "driver-only"  # the model and its IR: only the driver sees them
     private.mkdir()
     hidden = HIDDEN + [private]
     cluster = IsolatedCluster(node, hidden).start()
+    model = None
     try:
-        model, ir_dir = private / "model", private / "ir"
-        _submit(cluster, archive, ["train", "--data", cluster_data, "--out", str(model), "--engine", ENGINE,
-                                   "--epochs", str(EPOCHS), "--batch-size", "8", "--crop", "64", "--lr", "3e-3",
-                                   "--seed", "5", "--schedule", "cosine", "--no-progress"], tmp_path / "train.log")
-        ir = jobs.export(str(model), str(ir_dir))
+        # the isolation, seen from outside: every daemon's mounts cover the venv, the source tree and the
+        # driver's private directory with empty tmpfs (so cxrzoo can only come from the archive)
+        covered = cluster.hidden_from_daemons()
+        assert len(covered) == 3 and all(c == {str(h) for h in hidden} for c in covered.values()), (covered, hidden)
+        if epochs is None:
+            ir = Path(shutil.copytree(ir_of, private / "ir"))
+        else:
+            model = private / "model"
+            _submit(cluster, archive, ["train", "--data", cluster_data, "--out", str(model), "--engine", ENGINE,
+                                       "--epochs", str(epochs), "--batch-size", "8", "--crop", "64", "--lr", "3e-3",
+                                       "--seed", "5", "--schedule", "cosine", "--no-progress"],
+                    tmp_path / "train.log")
+            ir = jobs.export(str(model), str(private / "ir"))
         # what the driver sees and the executors must not: its venv, the source tree's package, the IR
         looked = [VENV, ROOT / "cxrzoo", ir / "cxrzoo.json"]
         assert all(p.exists() for p in looked)
-        probe = json.loads(_submit(cluster, archive, ["doctor", "--json", *sum((["--path", str(p)] for p in
-                                                                                looked), [])],
-                                   tmp_path / "doctor.log").strip().splitlines()[-1])
+        if probe:
+            probed = json.loads(_submit(cluster, archive, ["doctor", "--json", *sum((["--path", str(p)] for p in
+                                                                                     looked), [])],
+                                        tmp_path / "doctor.log").strip().splitlines()[-1])
         _submit(cluster, archive, ["score", "--model", str(ir), "--data", cluster_data, "--out",
                                    str(tmp_path / "scores.parquet")], tmp_path / "score.log")
         apps = [a["id"] for a in cluster.status()["completedapps"]]
     finally:
         cluster.stop()
-    # everything started is stopped: by pid, within the grace, no executor of the three applications left
+    # everything started is stopped: by pid, within the grace, no executor of the applications left
     assert cluster.left_after_grace == [] and all(executor_pids(a) == [] for a in apps)
-    assert len(apps) == 3
+    assert len(apps) == 1 + (epochs is not None) + probe
 
-    # the isolation, seen from the executors: the driver's venv, the source tree and the IR's directory do not
-    # exist there (the IR was shipped with the scoring job), and cxrzoo, its kernels and the engine came from the
-    # archive Spark unpacked into each executor's directory
-    assert len(probe) == 2, probe
-    for r in probe:
-        assert r["paths"] == {str(p): False for p in looked}, r
-        assert r["native_kernels"] and r["engines"][ENGINE] == "ok" and not r["problems"], r
-        assert r["prefix"].startswith(str(node / "worker-")) and r["prefix"].endswith("/env"), r
-        assert r["cxrzoo"].startswith(r["prefix"] + "/lib/"), r
+    if probe:
+        # the isolation, seen from the executors: the driver's venv, the source tree and the IR's directory do not
+        # exist there (the IR was shipped with the scoring job), and cxrzoo, its kernels and the engine came from
+        # the archive Spark unpacked into each executor's directory
+        assert len(probed) == 2, probed
+        for r in probed:
+            assert r["paths"] == {str(p): False for p in looked}, r
+            assert r["native_kernels"] and r["engines"][ENGINE] == "ok" and not r["problems"], r
+            assert r["prefix"].startswith(str(node / "worker-")) and r["prefix"].endswith("/env"), r
+            assert r["cxrzoo"].startswith(r["prefix"] + "/lib/"), r
 
     # the same scores as local mode's, from the same IR
     local = str(tmp_path / "local-scores.parquet")
@@ -212,12 +253,26 @@ def test_spark_submit_with_the_archive_trains_and_scores_on_an_isolated_cluster(
     labels = json.loads((ir / "cxrzoo.json").read_text())["labels"]
     for k, r in here.items():
         np.testing.assert_allclose([remote[k][n] for n in labels], [r[n] for n in labels], rtol=0, atol=1e-6)
+    if model is not None:
+        assert [h["epoch"] for h in json.loads((model / "model.json").read_text())["history"]] == list(range(epochs))
+    return model
 
-    # training quality within the cluster test's bound of local mode's
+
+def test_spark_submit_with_the_archive_scores_on_an_isolated_cluster(spark, cluster_data, archive, torch_ir,
+                                                                   tmp_path):
+    """The fast tier's run: one application, the scoring of the shared torch model's IR from a directory only the
+    driver sees (the IR travels with the job), by executors that have only the archive."""
+    _isolated_run(spark, cluster_data, archive, tmp_path, epochs=None, probe=False, ir_of=torch_ir)
+
+
+@pytest.mark.slow
+def test_spark_submit_with_the_archive_trains_and_scores_on_an_isolated_cluster(spark, cluster_data, archive,
+                                                                                 cluster_reference, tmp_path):
+    """10 epochs, the executors' own probe of what they see, the scoring, then the model's quality within the
+    cluster test's bound of local mode's."""
+    model = _isolated_run(spark, cluster_data, archive, tmp_path, epochs=EPOCHS, probe=True)
     from test_cluster import _quality
 
-    local_model = tmp_path / "local-model"
-    jobs.train(spark, cluster_data, str(local_model), crop=64, modelName="tiny", epochs=EPOCHS, batchSize=8,
-               learningRate=3e-3, seed=5, lrSchedule="cosine", engine=ENGINE)
+    local_model = cluster_reference(ENGINE)
     auc_cluster, auc_local = _quality(spark, model, cluster_data), _quality(spark, local_model, cluster_data)
     assert auc_cluster > 0.7 and auc_cluster >= auc_local - 0.08, (auc_cluster, auc_local)

@@ -6,11 +6,16 @@ import os
 import subprocess
 import sys
 
-from conftest import needs_bigdl
 from pathlib import Path
 
+import pytest
+from conftest import needs_bigdl
 
 from cxrzoo import jobs
+
+# blocking BigDL proves something only where it is installed: the default profile (in .venv-spark4 every test
+# already runs without it)
+pytestmark = pytest.mark.profile("spark35")
 
 BLOCKERS = Path(__file__).with_name("blockers")
 NO_BIGDL_SCRIPT = r'''

@@ -2,7 +2,10 @@
 import os
 import signal
 
+import pytest
 from _fuzzchild import ChildRunner  # benchmarks/
+
+pytestmark = pytest.mark.profile("spark4")  # the runner and the PNG reader under it: the same in both profiles
 
 
 def _worker(payload, _workdir):

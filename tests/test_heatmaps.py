@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from cxrzoo import jobs
 from cxrzoo.localize import heatmap_box, iobb, localization, peak_point, read_boxes
 
 
 @pytest.fixture(scope="module")
-def ir(model_dir, tmp_path_factory):
-    return jobs.export(model_dir, str(tmp_path_factory.mktemp("cam") / "ir"))
+def ir(exported_ir):
+    """The shared model's IR, with heatmaps (tests/conftest.py)."""
+    return exported_ir
 
 
 def _images(spark, ingested, n=12):

@@ -7,6 +7,10 @@ import pytest
 from cxrzoo import jobs
 from cxrzoo.localize import read_boxes
 
+# the slow tier's full localisation (1,000 images, 10 epochs); it trains the reproducible engine, torch, in either
+# profile, so it runs in one. The fast tier checks the maps themselves (test_heatmaps.py)
+pytestmark = [pytest.mark.slow, pytest.mark.profile("spark4")]
+
 
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory):

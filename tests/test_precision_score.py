@@ -20,7 +20,7 @@ def _mean_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean([a for a in aucs if a is not None]))
 
 
-def test_int8_export_is_checked_against_fp32(ingested, model_dir, tmp_path):
+def test_int8_export_is_checked_against_fp32(ingested, model_dir, exported_ir, tmp_path):
     """INT8 is quantized (FakeQuantize nodes, which FP32 has none of) and accepted exactly when its mean AUC on the
     check images, by the pairwise definition, is within 0.005 of FP32's; refused, it says by how much and leaves
     nothing behind."""
@@ -28,7 +28,7 @@ def test_int8_export_is_checked_against_fp32(ingested, model_dir, tmp_path):
 
     from cxrzoo.export.precision import CALIBRATION_IMAGES, MAX_AUC_DROP, infer_all, quantize_int8
 
-    fp32_ir = export_openvino(model_dir, tmp_path / "fp32")
+    fp32_ir = exported_ir
     core = ov.Core()
     fp32 = core.read_model(str(fp32_ir / "model.xml"))
     calib, _ = read_labelled_images(ingested, 72, limit=CALIBRATION_IMAGES)
@@ -97,8 +97,8 @@ def test_bf16_needs_native_support(ingested, model_dir, tmp_path):
         export_openvino(model_dir, tmp_path / "x", precision="int8")
 
 
-def test_fused_file_scoring_equals_ingested_scoring(spark, ingested, synth_ds, model_dir, tmp_path):
-    ir = str(export_openvino(model_dir, tmp_path / "ir", image_size=72))
+def test_fused_file_scoring_equals_ingested_scoring(spark, ingested, synth_ds, exported_ir, tmp_path):
+    ir = str(exported_ir)
     images = tmp_path / "images"
     images.mkdir()
     for p in sorted(synth_ds.images.glob("*.png"))[:12]:
@@ -117,8 +117,8 @@ def test_fused_file_scoring_equals_ingested_scoring(spark, ingested, synth_ds, m
             np.testing.assert_allclose([row[k] for k in LABELS], [b[name][k] for k in LABELS], atol=1e-6)
 
 
-def test_rerun_after_a_killed_write_leaves_no_partial_rows(spark, ingested, model_dir, tmp_path):
-    ir = str(export_openvino(model_dir, tmp_path / "ir"))
+def test_rerun_after_a_killed_write_leaves_no_partial_rows(spark, ingested, exported_ir, tmp_path):
+    ir = str(exported_ir)
     out = tmp_path / "scores.parquet"
     stale = tmp_path / "scores.parquet._tmp-deadbeef"  # what a run killed mid-write leaves behind
     stale.mkdir()
@@ -129,16 +129,17 @@ def test_rerun_after_a_killed_write_leaves_no_partial_rows(spark, ingested, mode
     assert len({r.image_index for r in rows}) == 60
 
 
-def test_async_stream_equals_sync(ingested, model_dir, tmp_path):
-    ir = export_openvino(model_dir, tmp_path / "ir")
+def test_async_stream_equals_sync(ingested, exported_ir):
+    ir = exported_ir
     x, _ = read_labelled_images(ingested, 72)
     scorer = load_scorer(ir)
     np.testing.assert_allclose(scorer.infer_stream(x[i:i + 7] for i in range(0, len(x), 7)), scorer.infer(x),
                                atol=1e-6)
 
 
-def test_the_ir_directory_is_self_contained(ingested, model_dir, tmp_path):
-    ir = export_openvino(model_dir, tmp_path / "ir")
+def test_the_ir_directory_is_self_contained(ingested, exported_ir, tmp_path):
+    ir = tmp_path / "ir"  # a copy of the shared IR: this test moves it
+    shutil.copytree(exported_ir, ir)
     moved = tmp_path / "elsewhere" / "ir"
     shutil.copytree(ir, moved)
     shutil.rmtree(ir)
@@ -154,7 +155,7 @@ def test_the_ir_directory_is_self_contained(ingested, model_dir, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), load_scorer(moved).infer(x), atol=1e-6)
 
 
-def test_dicom_files_are_scored_with_the_voi_they_were_ingested_with(spark, synth_ds, model_dir, tmp_path):
+def test_dicom_files_are_scored_with_the_voi_they_were_ingested_with(spark, synth_ds, exported_ir, tmp_path):
     """``score --images --voi`` decodes DICOM as ``ingest --voi`` did: the same probabilities as scoring the
     ingested rows; another VOI rule changes the pixels, and so the scores."""
     import cv2
@@ -162,7 +163,7 @@ def test_dicom_files_are_scored_with_the_voi_they_were_ingested_with(spark, synt
     from cxrzoo.score import OpenVINOScorer
     from dicommaker import dataset, to_bytes
 
-    ir = str(export_openvino(model_dir, tmp_path / "ir", image_size=72))
+    ir = str(exported_ir)
     images = tmp_path / "dicoms"
     images.mkdir()
     for i, p in enumerate(sorted(synth_ds.images.glob("*.png"))[:4]):

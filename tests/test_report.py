@@ -9,22 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from cxrzoo import jobs
-
 
 @pytest.fixture(scope="module")
-def report(spark, synth_ds, ingested, tmp_path_factory):
-    from cxrzoo.io import write_parquet_atomic
+def report(spark, synth_ds, ingested, validated_model, tmp_path_factory):
+    """The report of the shared validated model (tests/conftest.py: thresholds, a learning curve with validation)."""
     from cxrzoo.report import write_report
-    from cxrzoo.splits import split_by_patient
 
+    _, model_dir, _ = validated_model
     root = tmp_path_factory.mktemp("report")
-    train, val, _ = split_by_patient(spark.read.parquet(ingested), fractions=(0.7, 0.3, 0.0), seed=1)
-    write_parquet_atomic(train, str(root / "train.parquet"))
-    write_parquet_atomic(val, str(root / "val.parquet"))
-    jobs.train(spark, str(root / "train.parquet"), str(root / "model"), validation=str(root / "val.parquet"), crop=64,
-               modelName="tiny", epochs=2, batchSize=8, learningRate=3e-3, seed=2)
-    return write_report(spark, str(root / "model"), ingested, str(root / "report.html"), boxes=str(synth_ds.bbox_csv),
+    return write_report(spark, str(model_dir), ingested, str(root / "report.html"), boxes=str(synth_ds.bbox_csv),
                         image_side=128, bootstrap=50)
 
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import VALIDATED_RECIPE
 
 from cxrzoo import jobs
 from cxrzoo.train.checkpoint import CheckpointDir
@@ -22,45 +23,35 @@ def test_the_protected_checkpoint_survives_pruning(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def splits(spark, ingested, tmp_path_factory):
-    """The shared 60-image set split by patient into train (≈ 70 %) and validation."""
-    from cxrzoo.io import write_parquet_atomic
-    from cxrzoo.splits import split_by_patient
-
-    root = tmp_path_factory.mktemp("sel")
-    train, val, _ = split_by_patient(spark.read.parquet(ingested), fractions=(0.7, 0.3, 0.0), seed=1)
-    out = {}
-    for name, df in (("train", train), ("val", val)):
-        out[name] = str(root / f"{name}.parquet")
-        write_parquet_atomic(df, out[name])
-    return out
+def splits(val_splits):
+    """The shared 60-image set split by patient into train (≈ 70 %) and validation (tests/conftest.py)."""
+    return val_splits
 
 
 def _train(spark, splits, out, **kw):
-    return jobs.train(spark, splits["train"], str(out), validation=splits["val"], crop=64, modelName="tiny",
-                      epochs=4, batchSize=8, learningRate=2e-2, seed=4, **kw)
+    return jobs.train(spark, splits["train"], str(out), validation=splits["val"], **{**VALIDATED_RECIPE, **kw})
 
 
-def test_the_best_epoch_is_kept_and_its_thresholds_reach_the_scorer(spark, splits, tmp_path):
+def test_the_best_epoch_is_kept_and_its_thresholds_reach_the_scorer(spark, splits, validated_model, tmp_path):
+    """The shared validated model (tests/conftest.py: 4 epochs with validation, the best kept) and its IR."""
     from pyspark.sql import functions as F
 
-    model = _train(spark, splits, tmp_path / "model")
+    model, model_dir, ir = validated_model
     hist = model.history
     aucs = [h["val_mean_auc"] for h in hist]
     chosen = [h["epoch"] for h in hist if h.get("selected")]
     assert chosen == [int(np.argmax(aucs))]  # the first epoch of the highest validation mean AUC
     # the saved model really holds that epoch's weights: its validation AUC is the one recorded for it
-    rep = jobs.evaluate(spark, str(tmp_path / "model"), splits["val"], bootstrap=0)
+    rep = jobs.evaluate(spark, str(model_dir), splits["val"], bootstrap=0)
     assert rep.mean_auc == pytest.approx(aucs[chosen[0]], abs=1e-4)
 
-    card = json.loads((tmp_path / "model" / "model.json").read_text())
+    card = json.loads((model_dir / "model.json").read_text())
     th = card["thresholds"]
     assert set(th) == set(card["labels"]) and any(v is not None for v in th.values())
     for name, v in th.items():
         if v is not None:
             assert v["method"] == "youden" and 0 <= v["threshold"] <= 1 and v["positives"] > 0
 
-    ir = jobs.export(str(tmp_path / "model"), str(tmp_path / "ir"))
     assert json.loads((ir / "cxrzoo.json").read_text())["thresholds"] == th
     out = str(tmp_path / "scores.parquet")
     jobs.score(spark, str(ir), out, data=splits["val"])
@@ -102,6 +93,7 @@ def _predict_files_without_spark(spark, splits, ir, th, tmp_path):
     assert len(pngs) >= 3 and all(cv2.imread(str(p)).shape == (72, 72, 3) for p in pngs)
 
 
+@pytest.mark.profile("spark35")  # the loop's selection, the same whatever engine trains
 def test_keep_last_keeps_the_last_epoch(spark, splits, tmp_path):
     model = _train(spark, splits, tmp_path / "model", keepBest=False, thresholdMethod="sensitivity",
                    targetSensitivity=0.75)
@@ -112,6 +104,7 @@ def test_keep_last_keeps_the_last_epoch(spark, splits, tmp_path):
     assert chosen and all(v["method"] == "sensitivity" and v["sensitivity"] >= 0.75 for v in chosen)
 
 
+@pytest.mark.profile("spark4")  # the reproducible engine is torch in both profiles: once, in torch's own
 def test_the_reproducible_engine_trains_the_same_weights_twice(spark, splits, tmp_path):
     from cxrzoo.engine.base import engine_class, resolve_engine
     from cxrzoo.models.weights import load_weights

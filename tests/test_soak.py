@@ -4,6 +4,8 @@ import argparse
 import copy
 import json
 
+import pytest
+
 import soak
 from _soak_check import account
 
@@ -14,6 +16,7 @@ def _args(*argv: str) -> argparse.Namespace:
     return ap.parse_args(list(argv))
 
 
+@pytest.mark.profile("spark4")  # the accounting is the same in both profiles
 def test_soak_accounts_for_every_file(spark, tmp_path):
     args = _args("--n", "120", "--size", "128", "--kills", "1", "--checkpoint", "30", "--driver-memory", "2g")
     res = soak.run(spark, args, tmp_path)

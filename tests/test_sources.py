@@ -249,7 +249,9 @@ def chexpert_ignore(spark, chexpert, tmp_path_factory) -> str:
     return out
 
 
-@pytest.mark.parametrize("engine", ["torch", "bigdl"])
+# each engine in the profile where it is the default: BigDL is only in .venv, torch is .venv-spark4's engine
+@pytest.mark.parametrize("engine", [pytest.param("torch", marks=pytest.mark.profile("spark4")),
+                                    pytest.param("bigdl", marks=pytest.mark.profile("spark35"))])
 def test_masked_training_and_evaluation(spark, chexpert_ignore, tmp_path, engine):
     from cxrzoo.engine.base import engine_class
 
@@ -284,6 +286,7 @@ def test_masked_training_and_evaluation(spark, chexpert_ignore, tmp_path, engine
     assert checked >= 3
 
 
+@pytest.mark.profile("spark4")  # the console script's synth and ingest: the same on Spark 3.5 and 4
 def test_cli_synth_then_ingest_chexpert(tmp_path):
     """The console script end to end: ``synth --format chexpert``, then ``ingest --source chexpert``."""
     import json

@@ -6,22 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from cxrzoo import jobs
 
 
 @pytest.fixture(scope="module")
-def sql_model(spark, ingested, tmp_path_factory):
-    """A tiny model trained with validation data (so it has operating thresholds), exported to an IR."""
-    from cxrzoo.io import write_parquet_atomic
-    from cxrzoo.splits import split_by_patient
-
-    root = tmp_path_factory.mktemp("sql")
-    train, val, _ = split_by_patient(spark.read.parquet(ingested), fractions=(0.7, 0.3, 0.0), seed=1)
-    for name, df in (("train", train), ("val", val)):
-        write_parquet_atomic(df, str(root / f"{name}.parquet"))
-    jobs.train(spark, str(root / "train.parquet"), str(root / "model"), validation=str(root / "val.parquet"),
-               crop=64, modelName="tiny", epochs=2, batchSize=8, learningRate=2e-2, seed=4)
-    ir = jobs.export(str(root / "model"), str(root / "ir"))
+def sql_model(validated_model):
+    """The shared validated model's IR (tests/conftest.py: it has operating thresholds) and its card."""
+    ir = validated_model[2]
     card = json.loads((ir / "cxrzoo.json").read_text())
     assert any(isinstance(v, dict) for v in card["thresholds"].values())  # findings are really thresholded
     return ir, card

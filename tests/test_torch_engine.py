@@ -1,4 +1,8 @@
-"""The torch engine with real torch and real Spark (local[2]: two gloo DDP processes on barrier tasks)."""
+"""The torch engine with real torch and real Spark (local[2]: two gloo DDP processes on barrier tasks).
+
+DDP runs on Spark's barrier tasks, which differ between Spark 3.5 and 4: the tests that train through them run in
+both profiles; what only checks torch's numbers, its state files or plain Python runs in the Spark 4 profile.
+"""
 import json
 import logging
 import os
@@ -13,7 +17,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cxrzoo import jobs  # noqa: E402
 from cxrzoo.engine.base import TrainConfig, get_engine  # noqa: E402
 from cxrzoo.engine.tfevents import SummaryWriter, read_scalars  # noqa: E402
 from cxrzoo.models import create_spec  # noqa: E402
@@ -29,6 +32,7 @@ def _fdet_pth() -> Path:
     return found[0]
 
 
+@pytest.mark.profile("spark4")
 def test_a_torchvision_checkpoint_loads_strictly_and_matches_openvino():
     """Real ImageNet MobileNetV2 weights: torch's own loader fills the NetSpec module by torchvision names, and
     its probabilities equal the OpenVINO graph built independently from the same spec and weights."""
@@ -58,17 +62,9 @@ def _feats(spark, ingested, limit=None):
     return CXRPreprocessor(cropSize=64, augment=False).transform(df)
 
 
-@pytest.fixture(scope="module")
-def torch_model(spark, ingested, tmp_path_factory):
-    """A tiny model trained by the torch engine (bf16 where the CPU has it) on augmented 64² crops, saved."""
-    path = tmp_path_factory.mktemp("torch") / "model"
-    summary = tmp_path_factory.mktemp("torch-tb")
-    jobs.train(spark, ingested, str(path), crop=64, modelName="tiny", epochs=3, batchSize=8, learningRate=3e-3,
-               seed=2, engine="torch", summaryDir=str(summary))
-    return path, summary
-
-
 def test_trains_lowers_the_loss_and_writes_tensorboard_summaries(torch_model):
+    """The shared torch model (tests/conftest.py): a tiny model trained by the torch engine (bf16 where the CPU
+    has it) for 3 epochs on augmented 64² crops, saved, with its summaries."""
     path, summary = torch_model
     history = json.loads((path / "model.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [0, 1, 2]
@@ -81,12 +77,12 @@ def test_trains_lowers_the_loss_and_writes_tensorboard_summaries(torch_model):
     assert json.loads((path / "model.json").read_text())["engine"] == "torch"
 
 
-def test_export_of_a_torch_model_matches_the_engine(spark, ingested, torch_model, tmp_path):
+def test_export_of_a_torch_model_matches_the_engine(spark, ingested, torch_model, torch_ir):
     from cxrzoo.score import load_scorer
 
     path, _ = torch_model
     model = CXRModel.load(str(path))
-    ir = jobs.export(str(path), str(tmp_path / "ir"))
+    ir = torch_ir
     df = spark.read.parquet(ingested).orderBy("image_index").limit(16)
     rows = model.transform(df).orderBy("image_index").select("image", "probabilities").collect()
     images = np.stack([np.frombuffer(r.image, np.uint8).reshape(72, 72) for r in rows])
@@ -94,6 +90,7 @@ def test_export_of_a_torch_model_matches_the_engine(spark, ingested, torch_model
                                atol=1e-4)
 
 
+@pytest.mark.profile("spark4")
 def test_precision_bf16_autocast_differs_from_fp32_but_trains(spark, ingested):
     feats = _feats(spark, ingested).cache()
     runs = {p: CXREstimator(engine="torch", precision=p, epochs=1, batchSize=8, seed=3, learningRate=3e-3)
@@ -103,6 +100,7 @@ def test_precision_bf16_autocast_differs_from_fp32_but_trains(spark, ingested):
     assert abs(runs["fp32"] - runs["bf16"]) < 0.05 and all(np.isfinite(list(runs.values())))
 
 
+@pytest.mark.profile("spark4")
 def test_optimizer_state_round_trips_and_keeps_accumulating(spark, tmp_path):
     """A checkpoint holds plain tensors and JSON; a new trainer loads the Adam moments exactly and its next
     epoch continues the step count."""
@@ -195,6 +193,7 @@ def test_batch_must_split_over_the_workers(spark, ingested):
         CXREstimator(engine="torch", batchSize=7).fit(_feats(spark, ingested, limit=4))
 
 
+@pytest.mark.profile("spark4")
 def test_event_files_read_back(tmp_path):
     w = SummaryWriter(tmp_path)
     for step in range(1, 4):
@@ -212,7 +211,7 @@ BACKBONES = ["densenet121", "inception_v3", "mobilenet_v2", "resnet50", "vgg16",
 SMALL = {"inception_v3": 75}  # the smallest input Inception v3 takes; 32² for the others
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n != "tiny" else n for n in BACKBONES])
 def test_every_backbone_trains_saves_and_exports(spark, name, tmp_path):
     """At a small input, on 2 DDP workers: one epoch lowers the loss the workers descended, save/load is exact,
     and OpenVINO's graph of the trained weights gives the engine's probabilities (fp32, 1e-4)."""
@@ -288,6 +287,7 @@ def test_every_backbone_trains_saves_and_exports(spark, name, tmp_path):
     np.testing.assert_allclose(compiled(img)[0], p, atol=1e-4)
 
 
+@pytest.mark.profile("spark4")
 def test_a_state_too_large_for_the_driver_is_refused_before_the_epoch(spark):
     spec, eng = create_spec("tiny", input_size=32), get_engine("torch")
     trainer = eng.trainer(eng.build(spec), spec, TrainConfig(epochs=1, batch_size=8))

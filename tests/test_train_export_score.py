@@ -3,13 +3,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import ENGINE, SHARED_RECIPE
 from npref import pairwise_auc
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.sql import functions as F
 
 from cxrzoo import jobs
 from cxrzoo.evaluate import evaluate_auc
-from cxrzoo.export import WeightMismatchError, export_openvino
+from cxrzoo.export import WeightMismatchError
 from cxrzoo.labels import LABELS
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.score import NotAnIRDirError, OpenVINOScorer, load_scorer
@@ -18,16 +19,9 @@ from cxrzoo.train import CXREstimator, CXRModel, ModelDirError
 
 
 @pytest.fixture(scope="module")
-def trained(spark, ingested, tmp_path_factory):
-    """A tiny model trained for 2 epochs on 64² crops, saved to disk."""
-    df = spark.read.parquet(ingested)
-    prep = CXRPreprocessor(cropSize=64)
-    est = CXREstimator(epochs=2, batchSize=8, imageSize=72, seed=1)
-    pipe = Pipeline(stages=[prep, est]).fit(df)
-    model = pipe.stages[-1]
-    path = str(tmp_path_factory.mktemp("model") / "model")
-    model.save(path)
-    return model, path
+def trained(model_dir):
+    """The shared model (tests/conftest.py: tiny, 3 epochs on 64² crops of the 72² set), loaded, and its path."""
+    return CXRModel.load(model_dir), model_dir
 
 
 def _features(spark, ingested, limit=None):
@@ -45,7 +39,9 @@ def test_transform_adds_probabilities(spark, ingested, trained):
     assert p.shape == (60, 14) and np.isfinite(p).all() and (p > 0).all() and (p < 1).all()
 
 
-def test_training_lowers_the_loss(spark, ingested):
+def test_training_lowers_the_loss(spark, ingested, model_dir, tmp_path):
+    """The shared model's recipe for one epoch, then the shared model itself (three epochs of the same recipe):
+    the loss on the training images is below chance after one epoch, and lower after three."""
     df = _features(spark, ingested).cache()
     y = np.array([r.labels[:14] for r in df.orderBy("image_index").select("labels").collect()])  # NIH: 14 of 20
 
@@ -54,16 +50,17 @@ def test_training_lowers_the_loss(spark, ingested):
         p = np.clip(p, 1e-6, 1 - 1e-6)
         return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
-    short = CXREstimator(epochs=1, batchSize=8, seed=2, learningRate=3e-3).fit(df)
-    longer = CXREstimator(epochs=6, batchSize=8, seed=2, learningRate=3e-3).fit(df)
-    assert bce(longer) < bce(short) < 0.6931  # below chance after one epoch, lower after six
+    short = jobs.train(spark, ingested, str(tmp_path / "short"), **{**SHARED_RECIPE, "epochs": 1}, engine=ENGINE)
+    longer = CXRModel.load(model_dir)
+    assert longer.getEpochs() == SHARED_RECIPE["epochs"] == 3
+    assert bce(longer) < bce(short) < 0.6931  # below chance after one epoch, lower after three
     df.unpersist()
 
 
 def test_save_load_round_trip(spark, ingested, trained):
     model, path = trained
     back = CXRModel.load(path)
-    assert back.getModelName() == "tiny" and back.getEpochs() == 2 and back.getImageSize() == 72
+    assert back.getModelName() == "tiny" and back.getEpochs() == 3 and back.getImageSize() == 72
     assert "batchSize" in back.explainParams()
     feats = _features(spark, ingested, limit=8)
     a = np.array([r.probabilities for r in model.transform(feats).orderBy("image_index").collect()])
@@ -96,9 +93,9 @@ def test_auc_reports_classes_without_positives(spark):
     assert "no positives" in rep.table() and "CheXNet" in rep.table() and "mean_auc" in rep.ci95
 
 
-def test_export_matches_bigdl(spark, ingested, trained, tmp_path):
+def test_export_matches_the_engine(spark, ingested, trained, exported_ir):
     model, path = trained
-    ir = export_openvino(path, tmp_path / "ir")
+    ir = exported_ir
     card = json.loads((ir / "cxrzoo.json").read_text())
     assert card["labels"] == list(LABELS) and card["input"]["shape"] == [-1, 72, 72]
     assert card["preprocessing"]["center_crop"] == 64
@@ -122,9 +119,8 @@ def test_export_refuses_mismatched_weights(trained, tmp_path):
         build_openvino_model(create_spec("tiny", input_size=64), w, 72, (0, 0, 0), (1, 1, 1))
 
 
-def test_score_in_spark_with_error_rows(spark, ingested, trained, synth_ds, tmp_path):
-    _, path = trained
-    ir = str(export_openvino(path, tmp_path / "ir"))
+def test_score_in_spark_with_error_rows(spark, ingested, exported_ir, synth_ds, tmp_path):
+    ir = str(exported_ir)
     images = tmp_path / "images"
     images.mkdir()
     for p in sorted(synth_ds.images.glob("*.png"))[:5]:

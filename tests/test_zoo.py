@@ -79,7 +79,7 @@ def test_mismatched_checkpoint_lists_every_problem():
 
 
 @needs_bigdl
-@pytest.mark.parametrize("name", BACKBONES + ["tiny"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) for n in BACKBONES] + ["tiny"])
 def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
     """At a small input: (N, 14) finite logits, one step lowers the loss, save/load and OpenVINO parity."""
     import openvino as ov
@@ -156,26 +156,46 @@ def test_backbone_trains_saves_and_exports(spark, name, tmp_path):
     spark.sparkContext._jvm.System.gc()
 
 
-def test_fine_tuning_freezes_the_pretrained_backbone_then_unfreezes(spark, ingested):
+def _fine_tune(spark, df, model: str, path: Path, first: str, normalization: str) -> None:
+    """Fit ``model`` from the checkpoint at ``path`` for 1 epoch, then 2, with ``freezeEpochs=1``: the backbone
+    (``first`` is its first layer) stays bit-identical through the frozen epoch and moves once unfrozen."""
     from cxrzoo.models.weights import load_state_dict
     from cxrzoo.preprocess import CXRPreprocessor
     from cxrzoo.train import CXREstimator
 
-    path = _mobilenet_checkpoint()
-    ref = load_state_dict(path)["features.0.0.weight"]
-    df = spark.read.parquet(ingested)
-    prep = CXRPreprocessor(cropSize=64, normalization="imagenet")
+    ref = load_state_dict(path)[f"{first}.weight"]
+    prep = CXRPreprocessor(cropSize=64, normalization=normalization)
 
     def train(epochs: int):
-        est = CXREstimator(modelName="mobilenet_v2", epochs=epochs, batchSize=8, learningRate=1e-3,
+        est = CXREstimator(modelName=model, epochs=epochs, batchSize=8, learningRate=1e-3,
                            pretrained=str(path), freezeEpochs=1).setPreprocessor(prep)
         return est.fit(df).weights()
 
     head_only = train(1)
-    np.testing.assert_array_equal(head_only["features.0.0"]["weight"], ref)  # frozen: bit-identical
+    np.testing.assert_array_equal(head_only[first]["weight"], ref)  # frozen: bit-identical
     both = train(2)
-    assert np.abs(both["features.0.0"]["weight"] - ref).max() > 0  # unfrozen in epoch 2
+    assert np.abs(both[first]["weight"] - ref).max() > 0  # unfrozen in epoch 2
     assert np.abs(both["fc"]["weight"] - head_only["fc"]["weight"]).max() > 0
+
+
+def test_fine_tuning_freezes_the_pretrained_backbone_then_unfreezes(spark, ingested, model_dir, tmp_path):
+    """The fast tier's fine-tune: ``tiny`` from a checkpoint of the shared model's weights (safetensors, by node
+    name, as torchvision names its tensors) on 16 images."""
+    from cxrzoo.models.modeldir import read_weights
+    from cxrzoo.models.weights import save_safetensors
+
+    path = tmp_path / "tiny.safetensors"
+    save_safetensors(path, {f"{node}.{kind}": value for node, kinds in read_weights(model_dir).items()
+                            for kind, value in kinds.items()})
+    df = spark.read.parquet(ingested).orderBy("image_index").limit(16)
+    _fine_tune(spark, df, "tiny", path, "conv1", "caffe")
+
+
+@pytest.mark.slow
+def test_fine_tuning_freezes_the_pretrained_imagenet_backbone_then_unfreezes(spark, ingested):
+    """MobileNetV2 from its real ImageNet checkpoint (torchvision's .pth) on the 60 images."""
+    _fine_tune(spark, spark.read.parquet(ingested), "mobilenet_v2", _mobilenet_checkpoint(), "features.0.0",
+               "imagenet")
 
 
 @needs_bigdl
