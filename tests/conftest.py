@@ -55,6 +55,7 @@ def pytest_runtest_logreport(report):
     _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own durations list
 def pytest_terminal_summary(terminalreporter):
     """The run's cost, in the terminal: the profile's wall time, the tests left to the other profile, and every
     fast-tier test that took over a minute (setup included: a shared fixture's cost lands on its first user)."""
