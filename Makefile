@@ -50,29 +50,30 @@ demo: $(STAMP)
 	$(BIN)/cxrzoo demo --out demo-out
 
 # The fast tier (every test not marked slow) in both profiles, one after the other (2 cores: never two at once).
-# Each run ends with its 25 slowest tests, its wall time and any fast-tier test over 60 s (tests/conftest.py).
+# Each run ends with its 25 slowest tests, its wall time and any fast-tier test over 60 s (tests/conftest.py);
+# -X faulthandler: a crash, even in the interpreter's teardown after the last test, prints where it happened.
 FAST := -m "not slow"
 # both profiles run even when the first fails (each prints its own summary); the status is the worse of the two
 test: venvs browser
-	@rc=0; echo "== fast tier in $(VENV) (Spark 3.5, BigDL and torch)"; $(BIN)/python -m pytest $(FAST) || rc=$$?; \
-	echo "== fast tier in $(VENV4) (Spark 4, torch)"; $(BIN4)/python -m pytest $(FAST) || rc=$$?; exit $$rc
+	@rc=0; echo "== fast tier in $(VENV) (Spark 3.5, BigDL and torch)"; $(BIN)/python -X faulthandler -m pytest $(FAST) || rc=$$?; \
+	echo "== fast tier in $(VENV4) (Spark 4, torch)"; $(BIN4)/python -X faulthandler -m pytest $(FAST) || rc=$$?; exit $$rc
 
 test-spark35: $(STAMP) browser
-	$(BIN)/python -m pytest $(FAST)
+	$(BIN)/python -X faulthandler -m pytest $(FAST)
 
 test-spark4: $(STAMP4) browser
-	$(BIN4)/python -m pytest $(FAST)
+	$(BIN4)/python -X faulthandler -m pytest $(FAST)
 
 # Everything, the slow tier included: run it before resolving an issue that touches what only the slow tier covers.
 test-all: venvs browser
-	@rc=0; echo "== both tiers in $(VENV) (Spark 3.5, BigDL and torch)"; $(BIN)/python -m pytest || rc=$$?; \
-	echo "== both tiers in $(VENV4) (Spark 4, torch)"; $(BIN4)/python -m pytest || rc=$$?; exit $$rc
+	@rc=0; echo "== both tiers in $(VENV) (Spark 3.5, BigDL and torch)"; $(BIN)/python -X faulthandler -m pytest || rc=$$?; \
+	echo "== both tiers in $(VENV4) (Spark 4, torch)"; $(BIN4)/python -X faulthandler -m pytest || rc=$$?; exit $$rc
 
 test-all-spark35: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -X faulthandler -m pytest
 
 test-all-spark4: $(STAMP4) browser
-	$(BIN4)/python -m pytest
+	$(BIN4)/python -X faulthandler -m pytest
 
 # Debian's chromium, for the HTML report's browser test (driven by Playwright, no browser download)
 browser:

@@ -100,9 +100,12 @@ def spark():
     # OpenVINO references to 1e-5; MKL-DNN, the default for sessions cxrzoo starts, runs in the
     # subprocess tests (test_mkldnn.py, test_attach.py, test_engine_neutral.py)
     if ENGINE != "bigdl":
-        return get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests")
-    return get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests", engine="bigdl",
-                     engine_type="mklblas")
+        session = get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests")
+    else:
+        session = get_spark(master="local[2]", driver_memory="6g", app_name="cxrzoo-tests", engine="bigdl",
+                            engine_type="mklblas")
+    yield session
+    session.stop()  # the JVM and the Python workers end here, not in the interpreter's own teardown
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Load an exported IR once per Python worker and run it on batches of gray images."""
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from cxrzoo.irformat import CARD, XML
 
 _CACHE: dict[tuple, tuple[tuple, "CompiledScorer"]] = {}  # (dir, precision, threads, heatmaps) -> (files, scorer)
 _LOCK = threading.Lock()
+# the compiled models go before the interpreter's teardown, while OpenVINO's libraries are whole (a test run's
+# process crashed once at exit, after every test had passed)
+atexit.register(_CACHE.clear)
 WAIT_SLICE = 30.0  # seconds awaiting results before asking OpenVINO to finish every request (a safety net)
 
 
