@@ -82,9 +82,9 @@ print("ok")
 
 
 def test_failed_and_finished_streams_leave_nothing_for_the_garbage_collector_to_crash_on(ir):
-    """Streams that fail in OpenVINO's callback, freed by the garbage collector, and good streams between them:
-    the process lives (before the queue was released in a ``finally``, 300 such rounds crashed it with a
-    segmentation fault, 4 runs of 4)."""
+    """Streams whose results cannot be read, freed by the garbage collector, and good streams between them: the
+    process lives (with the AsyncInferQueue and its Python callback that the scorer used before, 300 such rounds
+    crashed it with a segmentation fault, 4 runs of 4)."""
     import subprocess
     import sys
 

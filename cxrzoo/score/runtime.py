@@ -4,9 +4,10 @@ from __future__ import annotations
 import atexit
 import json
 import threading
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import openvino as ov
@@ -18,7 +19,6 @@ _LOCK = threading.Lock()
 # the compiled models go before the interpreter's teardown, while OpenVINO's libraries are whole (a test run's
 # process crashed once at exit, after every test had passed)
 atexit.register(_CACHE.clear)
-WAIT_SLICE = 30.0  # seconds awaiting results before asking OpenVINO to finish every request (a safety net)
 
 
 class NotAnIRDirError(ValueError):
@@ -102,45 +102,28 @@ class CompiledScorer:
             The group's key, its ``(sum of k, classes)`` float32 probabilities and, when compiled with
             ``heatmaps``, its ``(sum of k, classes, h, w)`` float16 maps.
         """
-        results = _Results()
-        queue = ov.AsyncInferQueue(self.compiled, self.jobs)
-
-        def done(request: ov.InferRequest, cid: int) -> None:
-            # runs on an OpenVINO thread: an exception escaping it would never reach the waiting thread (and
-            # OpenVINO re-raises it at an arbitrary later call), so it is recorded and raised by collect
-            try:
-                out = self._outputs(request)
-            except Exception as e:  # noqa: BLE001 -- re-raised in the waiting thread by _Results.take
-                results.fail(cid, e)
-            else:
-                results.put(cid, out)
-
-        def collect(ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
-            got = results.take(ids, queue)
-            if not got:
-                return self._empty()
-            return (np.concatenate([g[0] for g in got]),
-                    np.concatenate([g[1] for g in got]) if self.heatmaps else None)
-
-        queue.set_callback(done)
+        flight = _InFlight(self.compiled, self.jobs, self._outputs)
         try:
-            cid, previous = 0, None
+            previous = None
             for key, chunks in groups:
                 ids = []
                 for chunk in chunks:
                     self._check(chunk)
                     if len(chunk):
-                        queue.start_async({0: chunk}, userdata=cid)
-                        ids.append(cid)
-                        cid += 1
+                        ids.append(flight.submit(chunk))
                 if previous is not None:
-                    yield (previous[0], *collect(previous[1]))
+                    yield (previous[0], *self._joined(flight.take(previous[1])))
                 previous = (key, ids)
-            queue.wait_all()
             if previous is not None:
-                yield (previous[0], *collect(previous[1]))
+                yield (previous[0], *self._joined(flight.take(previous[1])))
         finally:
-            _release(queue)
+            flight.settle()
+
+    def _joined(self, got: list[tuple]) -> tuple[np.ndarray, np.ndarray | None]:
+        if not got:
+            return self._empty()
+        return (np.concatenate([g[0] for g in got]),
+                np.concatenate([g[1] for g in got]) if self.heatmaps else None)
 
     def _outputs(self, request: ov.InferRequest) -> tuple[np.ndarray, np.ndarray | None]:
         """A finished request's probabilities and (with ``heatmaps``) maps, copied out of its tensors."""
@@ -156,81 +139,63 @@ class CompiledScorer:
             return 2
 
 
-def _ignore(request: ov.InferRequest, userdata: object) -> None:
-    """The callback a released queue is left with: it refers to nothing."""
-
-
-def _release(queue: ov.AsyncInferQueue) -> None:
-    """Let ``queue`` be freed safely, however its generator ended (done, an error, closed early by its consumer).
-
-    Its requests are awaited, so that no OpenVINO thread is still running a callback, and the callback is swapped
-    for one that refers to nothing.  Otherwise an error raised through the generator kept the queue alive in a
-    reference cycle (the traceback's frames hold it) whose callback closure refers back to the same objects; the
-    garbage collector freeing that cycle crashed the process (a stress test here: a segmentation fault within 300
-    failed streams).
-    """
-    try:
-        queue.wait_all()
-    except RuntimeError:  # a request that failed inside OpenVINO: already reported to the consumer, or moot
-        pass
-    queue.set_callback(_ignore)
-
-
 class InferenceFailedError(RuntimeError):
     """An asynchronous infer request failed, or its result could not be read."""
 
 
-class _Results:
-    """The results of asynchronous infer requests by id, filled by OpenVINO's callback thread and taken by the
-    thread that submitted them; a failure recorded by the callback is raised in the taking thread."""
+class _InFlight:
+    """Infer requests started asynchronously and finished in the order they were started, by the thread that
+    started them: it waits on each one itself and reads its outputs, so no Python code runs on OpenVINO's threads.
 
-    def __init__(self) -> None:
+    (An ``AsyncInferQueue`` with a Python callback ran our code on them: an error there had to be carried across
+    threads, and a queue left in a reference cycle by an error crashed the garbage collector that freed it.)
+    """
+
+    def __init__(self, compiled: ov.CompiledModel, jobs: int, read: Callable[[ov.InferRequest], tuple]) -> None:
+        self._compiled, self._jobs, self._read = compiled, jobs, read
+        self._idle: deque[ov.InferRequest] = deque()
+        self._running: deque[tuple[int, ov.InferRequest]] = deque()  # (id, request), oldest first
         self._done: dict[int, tuple] = {}
-        self._failed: tuple[int, BaseException] | None = None
-        self._ready = threading.Condition()
+        self._next = 0
 
-    def put(self, cid: int, out: tuple) -> None:
-        """Record request ``cid``'s outputs."""
-        with self._ready:
-            self._done[cid] = out
-            self._ready.notify_all()
+    def submit(self, chunk: np.ndarray) -> int:
+        """Start inference of ``chunk`` on a free request (finishing the oldest if all are busy); its id."""
+        if not self._idle and len(self._running) < self._jobs:
+            self._idle.append(self._compiled.create_infer_request())
+        if not self._idle:
+            self._finish_oldest()
+        request = self._idle.popleft()
+        request.start_async({0: chunk})
+        cid, self._next = self._next, self._next + 1
+        self._running.append((cid, request))
+        return cid
 
-    def fail(self, cid: int, error: BaseException) -> None:
-        """Record that reading request ``cid``'s outputs raised ``error`` (the first failure is kept)."""
-        with self._ready:
-            self._failed = self._failed or (cid, error)
-            self._ready.notify_all()
+    def _finish_oldest(self) -> None:
+        cid, request = self._running.popleft()
+        self._idle.append(request)  # free again, whatever happens below
+        try:
+            request.wait()
+        except RuntimeError as e:
+            raise InferenceFailedError(f"infer request {cid} failed in OpenVINO: {e}") from e
+        try:
+            self._done[cid] = self._read(request)
+        except Exception as e:  # noqa: BLE001 -- any failure to read a result is the request's failure
+            raise InferenceFailedError(f"infer request {cid} failed: {type(e).__name__}: {e}") from e
 
-    def _raise_failure(self) -> None:
-        if self._failed is not None:
-            cid, error = self._failed
-            raise InferenceFailedError(f"infer request {cid} failed: {type(error).__name__}: {error}") from error
+    def take(self, ids: list[int]) -> list[tuple]:
+        """The outputs of requests ``ids`` (started earlier, in order), once each has finished."""
+        while any(i not in self._done for i in ids):
+            self._finish_oldest()
+        return [self._done.pop(i) for i in ids]
 
-    def take(self, ids: list[int], queue: ov.AsyncInferQueue) -> list[tuple]:
-        """The outputs of requests ``ids``, in order, once all are done.
-
-        Raises
-        ------
-        InferenceFailedError
-            A request's outputs could not be read, or OpenVINO finished every request without delivering
-            some of ``ids`` (a request that failed inside OpenVINO: its error, when OpenVINO reports one).
-        """
-        def settled() -> bool:
-            return self._failed is not None or all(i in self._done for i in ids)
-
-        with self._ready:
-            finished = self._ready.wait_for(settled, timeout=WAIT_SLICE)
-        if not finished:  # a safety net, not a deadline: let OpenVINO finish every request, then look again
+    def settle(self) -> None:
+        """Wait for every request still running (however the stream ended), so none outlives it."""
+        while self._running:
+            _, request = self._running.popleft()
             try:
-                queue.wait_all()
-            except RuntimeError as e:
-                raise InferenceFailedError(f"an infer request failed: {e}") from e
-        with self._ready:
-            self._raise_failure()
-            missing = [i for i in ids if i not in self._done]
-            if missing:
-                raise InferenceFailedError(f"OpenVINO finished infer requests {missing[:5]} without a result")
-            return [self._done.pop(i) for i in ids]
+                request.wait()
+            except RuntimeError:  # its stream has ended: nobody takes its result
+                pass
 
 
 IR_FORMAT = "cxrzoo-openvino/1"  # the card's "format": the layout this version writes and reads
