@@ -62,7 +62,8 @@ def read_labelled_images(parquet: str | Path, size: int, limit: int | None = Non
 
 def infer_all(compiled: ov.CompiledModel, images: np.ndarray, batch: int = 16) -> np.ndarray:
     """Probabilities for every image, in batches."""
-    out = [np.asarray(compiled(images[i:i + batch])[0], np.float32) for i in range(0, len(images), batch)]
+    out = [np.asarray(compiled(images[i:i + batch], share_inputs=False)[0], np.float32)  # see SHARED_INPUTS_CORRUPT
+           for i in range(0, len(images), batch)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 

@@ -70,7 +70,7 @@ class CompiledScorer:
         self._check(images)
         if len(images) == 0:
             return self._empty()
-        out = self.compiled(images)
+        out = self.compiled(images, share_inputs=False)  # copied: see SHARED_INPUTS_CORRUPT
         heat = np.asarray(out[1], dtype=np.float16) if self.heatmaps else None
         return np.asarray(out[0], dtype=np.float32), heat
 
@@ -197,6 +197,12 @@ class _InFlight:
             except RuntimeError:  # its stream has ended: nobody takes its result
                 pass
 
+
+SHARED_INPUTS_CORRUPT = """OpenVINO's synchronous call shares the caller's input array by default (zero copy). With a
+dynamic batch, a compiled model whose zero-copy request ran at one batch size and whose other requests run at
+others corrupts the process's heap (a stress of sync calls mixed with asynchronous streams, batch sizes 1-8,
+segfaulted or aborted in 6 runs of 6 within 300 rounds on OpenVINO 2026.4; copying the inputs, 0 of 6). Every
+inference here copies its inputs; the copy of a batch of uint8 images is small beside the inference."""
 
 IR_FORMAT = "cxrzoo-openvino/1"  # the card's "format": the layout this version writes and reads
 
