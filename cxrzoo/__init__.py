@@ -35,6 +35,9 @@ _EXPORTS = {
     "overlay": "cxrzoo.heatmap",
     "register_functions": "cxrzoo.score.sql",
     "pack": "cxrzoo.pack",
+    "CXRZooError": "cxrzoo.errors",
+    "InputError": "cxrzoo.errors",
+    "JobFailedError": "cxrzoo.errors",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

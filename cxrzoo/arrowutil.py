@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from cxrzoo.errors import InputError
+
 
 def _offsets(valid: list[int], n_rows: int, k: int) -> np.ndarray:
     """Arrow int32 offsets of ``n_rows`` rows where the rows ``valid`` hold ``k`` values and the others none."""
@@ -34,7 +36,7 @@ def rows_to_binary_array(values: np.ndarray, valid: list[int], n_rows: int) -> p
     ``values`` is ``(len(valid), k)`` uint8, C-contiguous.
     """
     if values.dtype != np.uint8 or values.ndim != 2 or not values.flags.c_contiguous or len(values) != len(valid):
-        raise ValueError(f"expected a C-contiguous ({len(valid)}, k) uint8 array, got {values.dtype} {values.shape}")
+        raise InputError(f"expected a C-contiguous ({len(valid)}, k) uint8 array, got {values.dtype} {values.shape}")
     offsets = _offsets(valid, n_rows, values.shape[1])
     mask = np.zeros(n_rows, bool)
     mask[valid] = True
@@ -61,7 +63,7 @@ def float_rows(column: pa.Array, width: int | None, what: str) -> np.ndarray:
     if len(bad):
         row = int(bad[0])
         got = "no" if nulls[row] else str(lengths[row])
-        raise ValueError(f"{what}: row {row} of an Arrow batch has {got} values, expected {width}; "
+        raise InputError(f"{what}: row {row} of an Arrow batch has {got} values, expected {width}; "
                          "drop null rows and preprocess every image to the same size")
     values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return np.ascontiguousarray(values).reshape(len(column), width)
@@ -76,13 +78,13 @@ def binary_rows(column: pa.Array, what: str) -> np.ndarray:
         return np.zeros((0, 0), np.uint8)
     if column.null_count:
         row = int(np.flatnonzero(np.asarray(column.is_null(), bool))[0])
-        raise ValueError(f"{what}: row {row} of an Arrow batch is null; drop null rows first")
+        raise InputError(f"{what}: row {row} of an Arrow batch is null; drop null rows first")
     offsets = np.frombuffer(column.buffers()[1], np.int32, n + 1, column.offset * 4)
     lengths = np.diff(offsets)
     width = int(lengths[0])
     if (lengths != width).any():
         row = int(np.flatnonzero(lengths != width)[0])
-        raise ValueError(f"{what}: row {row} of an Arrow batch has {lengths[row]} bytes, expected {width}; "
+        raise InputError(f"{what}: row {row} of an Arrow batch has {lengths[row]} bytes, expected {width}; "
                          "ingest every image with one --size")
     data = np.frombuffer(column.buffers()[2], np.uint8)
     return data[offsets[0]: offsets[0] + n * width].reshape(n, width)

@@ -21,10 +21,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from cxrzoo.errors import InputError, JobFailedError
+
 log = logging.getLogger(__name__)
 
 
-class AtomicWriteError(OSError):
+class AtomicWriteError(JobFailedError, OSError):
     """The new version could not be renamed into place (the old one, if any, is kept)."""
 
 
@@ -101,7 +103,7 @@ class _Hadoop:
 
     def __init__(self, spark: Any, path: str) -> None:
         if spark is None:
-            raise ValueError(f"{path} is not a local path: it needs a running SparkSession (Hadoop's file systems)")
+            raise InputError(f"{path} is not a local path: it needs a running SparkSession (Hadoop's file systems)")
         sc = spark.sparkContext if hasattr(spark, "sparkContext") else spark
         self._jvm = sc._jvm
         self.fs = self.path(path).getFileSystem(sc._jsc.hadoopConfiguration())
@@ -209,7 +211,7 @@ def replace(target: str | os.PathLike, write: Callable[[str], None], spark: Any 
         _replace(_Local(), os.path.abspath(local), write)
     else:
         if spark is None:
-            raise ValueError(f"{target} is not a local path: pass spark= to write it through Hadoop")
+            raise InputError(f"{target} is not a local path: pass spark= to write it through Hadoop")
         _replace(_Hadoop(spark, target), target, write)
     return target
 
@@ -248,7 +250,7 @@ def fetch_local_dir(path: str, spark: Any = None) -> tuple[Path, Callable[[], No
     if local is not None:
         return Path(local), lambda: None
     if spark is None:
-        raise ValueError(f"{path} is not a local path: pass spark= to read it through Hadoop")
+        raise InputError(f"{path} is not a local path: pass spark= to read it through Hadoop")
     fs = _Hadoop(spark, path)
     stage = tempfile.mkdtemp(prefix="cxrzoo-fetch-")
     try:
@@ -264,7 +266,7 @@ def filesystem(path: str | os.PathLike, spark: Any = None) -> Any:
     if local_path(path) is not None:
         return _Local()
     if spark is None:
-        raise ValueError(f"{path} is not a local path: pass spark= to use it through Hadoop")
+        raise InputError(f"{path} is not a local path: pass spark= to use it through Hadoop")
     return _Hadoop(spark, os.fspath(path))
 
 

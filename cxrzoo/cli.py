@@ -10,6 +10,7 @@ import sys
 
 from cxrzoo.console import stdout
 from cxrzoo.stdio import fd_stdout_to_stderr
+from cxrzoo.errors import InputError, PathNotFoundError, exit_status
 
 log = logging.getLogger("cxrzoo")
 
@@ -181,7 +182,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from cxrzoo.score import read_card
 
     if not Path(args.model).is_dir():
-        raise FileNotFoundError(f"no exported model at {args.model}: give --model IR_DIR (`cxrzoo export` writes "
+        raise PathNotFoundError(f"no exported model at {args.model}: give --model IR_DIR (`cxrzoo export` writes "
                                 "one; `make demo` leaves demo-out/ir)")
     thresholds = read_card(args.model).get("thresholds") or {}
     if not thresholds:
@@ -219,7 +220,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     here = Path(__file__).resolve().parents[1] / "benchmarks"
     script = here / (f"{args.which}.py" if args.which == "soak" else f"bench_{args.which}.py")
     if not script.exists():
-        raise FileNotFoundError(f"{script} not found: benchmarks run from a source checkout of cxrzoo")
+        raise PathNotFoundError(f"{script} not found: benchmarks run from a source checkout of cxrzoo")
     extra = args.rest + (["--json"] if args.json else [])
     env = dict(os.environ)
     if not args.verbose:  # the benchmark's own lines on the terminal, the JVM's and the libraries' in a log file
@@ -257,8 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     Commands that run Spark print only cxrzoo's progress and results; the JVM's, BigDL's and the
     libraries' output goes to a log file whose path is printed first (``--verbose`` shows it all).
     Bad input (a wrong path, an unreadable file, a bad option value, a model directory this install
-    cannot read) ends with one ``error:`` line naming it and the fix, and exit status 2; any other
-    failure with one line and status 1.  The traceback goes to the log file, and with ``--verbose``
+    cannot read: a :class:`cxrzoo.errors.InputError`) ends with one ``error:`` line naming it and the fix, and
+    exit status 2; any other failure (a :class:`cxrzoo.errors.JobFailedError`, or an error of a library) with
+    one line and status 1.  The traceback goes to the log file, and with ``--verbose``
     to the terminal as well.
     """
     args = build_parser().parse_args(argv)
@@ -276,14 +278,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 _OWN_INPUT_CHECK = ("train",)  # commands that call cli_inputs.check_inputs themselves (after checks of their own)
-
-
-def _bad_input() -> tuple[type[BaseException], ...]:
-    """The exception types that mean bad input on the command line (exit status 2)."""
-    from cxrzoo.engine.base import EngineUnavailableError
-
-    return (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
-            RuntimeError, EngineUnavailableError)
 
 
 def _one_line(text: str) -> str:
@@ -305,9 +299,11 @@ def _run(args: argparse.Namespace, log_file: str | None = None) -> None:
     except Exception as e:  # noqa: BLE001 - one line on the terminal, the traceback in the log file
         if log_file is not None or args.verbose:  # to the log file; on the terminal only with --verbose
             logging.getLogger("traceback").error("cxrzoo %s failed", args.command, exc_info=True)
-        spark_line = spark_input_error(e, args)
-        if isinstance(e, _bad_input()) or spark_line is not None:
-            log.error("%s", spark_line or _one_line(str(e)) or type(e).__name__)
+        spark_line = spark_input_error(e, args)  # Spark's error for an input path, told as cxrzoo's
+        if spark_line is not None:
+            e = InputError(spark_line)
+        if exit_status(e) == 2:
+            log.error("%s", _one_line(str(e)) or type(e).__name__)
             raise SystemExit(2) from None
         where = f" (traceback in {log_file})" if log_file and not args.verbose else ""
         first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""

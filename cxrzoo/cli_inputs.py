@@ -22,9 +22,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from cxrzoo.atomic import local_path
+from cxrzoo.errors import InputError
 
 
-class BadInputError(ValueError):
+class BadInputError(InputError):
     """A path or value given on the command line cannot be used; the message names it and the fix."""
 
 

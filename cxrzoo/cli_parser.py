@@ -187,14 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--workers", type=positive_int, default=None, help="render processes (default: all cores)")
 
+    from cxrzoo.ingest.registry import source_help, source_names
+
     p = sub.add_parser("ingest", help="decode + label images into Parquet")
     p.add_argument("--images", required=True, help="directory of PNG/JPEG/DICOM files (searched recursively; "
                    "DICOM as .dcm, or any other name with the DICM magic)")
-    p.add_argument("--source", default="nih", choices=["nih", "chexpert", "mimic"],
-                   help="label layout: nih (Data_Entry_2017.csv), chexpert (train.csv / valid.csv), mimic "
-                   "(MIMIC-CXR's CSVs) (default: nih)")
-    p.add_argument("--labels", required=True, help="nih: Data_Entry_2017*.csv[.gz]; chexpert: train.csv or "
-                   "valid.csv; mimic: mimic-cxr-2.0.0-chexpert.csv[.gz]")
+    p.add_argument("--source", default="nih", choices=source_names(),
+                   help=f"the layout of the images and label files: {source_help()} (default: nih)")
+    p.add_argument("--labels", default=None, help="the source's label file (every source but folder needs one)")
     p.add_argument("--out", required=True, help="output Parquet directory (replaced atomically)")
     p.add_argument("--size", type=positive_int, default=256, help="side of the gray images stored (default: 256)")
     p.add_argument("--split", default=None, help="nih: a split list (train_val_list.txt / test_list.txt); "

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from cxrzoo.atomic import write_text
 from cxrzoo.javahome import ensure_java_home
+from cxrzoo.errors import InputError, JobFailedError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ STATE_FILE = "standalone.json"  # in state_dir(): what `start` launched, for `st
 MASTER, WORKER = "org.apache.spark.deploy.master.Master", "org.apache.spark.deploy.worker.Worker"
 
 
-class UnsafeStateDirError(PermissionError):
+class UnsafeStateDirError(InputError, PermissionError):
     """The state directory is not a private directory of this user (another user could plant pids in it)."""
 
 
@@ -200,7 +201,8 @@ class StandaloneCluster:
                 pass
             if time.monotonic() > deadline or any(p.poll() is not None for p in self._procs):
                 self.stop()
-                raise RuntimeError(f"the standalone cluster did not come up in {timeout:.0f}s; logs in {self.work_dir}")
+                raise JobFailedError(f"the standalone cluster did not come up in {timeout:.0f}s; "
+                                     f"logs in {self.work_dir}")
             time.sleep(1.0)
         log.info("standalone cluster up: %s, %d workers × %d cores (logs: %s)", self.master_url, self.workers,
                  self.cores, self.work_dir)

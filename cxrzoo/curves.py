@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cxrzoo.errors import InputError
+
 GRID = np.linspace(0.0, 1.0, 101)
 
 
@@ -92,7 +94,7 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict:
     if y.shape == p.shape:
         y, p = _known(y, p)
     if y.shape != p.shape or y.size == 0:
-        raise ValueError(f"need matching, non-empty labels and probabilities, got {y.shape} and {p.shape}")
+        raise InputError(f"need matching, non-empty labels and probabilities, got {y.shape} and {p.shape}")
     which = np.minimum((p * bins).astype(int), bins - 1)
     count = np.bincount(which, minlength=bins)
     mean_p = np.bincount(which, weights=p, minlength=bins) / np.maximum(count, 1)

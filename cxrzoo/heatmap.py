@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from cxrzoo.atomic import write_bytes
+from cxrzoo.errors import InputError, JobFailedError
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, fraction: float = 1.0, alpha: float = 0.45,
@@ -32,15 +33,15 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, fraction: float = 1.0, alpha
         PNG (lossless, the default) or JPEG at quality 85 (for pages holding many).
     """
     if encoding not in ("png", "jpg"):
-        raise ValueError(f"encoding must be 'png' or 'jpg', got {encoding!r}")
+        raise InputError(f"encoding must be 'png' or 'jpg', got {encoding!r}")
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim != 2:
-        raise ValueError(f"image must be (H, W) uint8 gray, got {img.dtype} {img.shape}")
+        raise InputError(f"image must be (H, W) uint8 gray, got {img.dtype} {img.shape}")
     hm = np.asarray(heatmap, np.float32)
     if hm.ndim != 2 or not np.isfinite(hm).all():
-        raise ValueError(f"heatmap must be a finite (h, w) map, got shape {hm.shape}")
+        raise InputError(f"heatmap must be a finite (h, w) map, got shape {hm.shape}")
     if not 0 < fraction <= 1 or not 0 <= alpha <= 1:
-        raise ValueError(f"fraction must be in (0, 1] and alpha in [0, 1], got {fraction}, {alpha}")
+        raise InputError(f"fraction must be in (0, 1] and alpha in [0, 1], got {fraction}, {alpha}")
     h, w = img.shape
     ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
     y0, x0 = (h - ch) // 2, (w - cw) // 2
@@ -56,7 +57,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, fraction: float = 1.0, alpha
         cv2.rectangle(out, (bx, by), (bx + bw, by + bh), (0, 220, 0), max(1, h // 256))
     ok, png = cv2.imencode(f".{encoding}", out, [cv2.IMWRITE_JPEG_QUALITY, 85] if encoding == "jpg" else [])
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
-        raise RuntimeError("OpenCV could not encode the overlay")
+        raise JobFailedError("OpenCV could not encode the overlay")
     data = png.tobytes()
     if path is not None:
         write_bytes(path, data)

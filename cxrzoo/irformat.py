@@ -1,4 +1,4 @@
-"""The exported model directory's file names, shared by the exporter and the scorer (which needs nothing else)."""
+"""Old import path of the exported model directory's file names: :mod:`cxrzoo.models.irdir` owns that layout."""
+from cxrzoo.models.irdir import CARD, XML
 
-CARD = "cxrzoo.json"  # the model card: labels, input contract, precision, metrics, thresholds
-XML = "model.xml"  # the OpenVINO IR (with model.bin beside it)
+__all__ = ["CARD", "XML"]

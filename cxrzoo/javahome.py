@@ -8,11 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from cxrzoo.errors import InputError
+
 log = logging.getLogger(__name__)
 MIN_JAVA = 17
 
 
-class JavaNotFoundError(RuntimeError):
+class JavaNotFoundError(InputError, RuntimeError):
     """No usable Java 17+ runtime was found."""
 
 

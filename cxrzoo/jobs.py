@@ -4,7 +4,6 @@ synth → ingest → (preprocess + train) → evaluate → export → score.
 """
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -12,10 +11,11 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from cxrzoo.errors import InputError
 from cxrzoo.evaluate import AucReport, evaluate_auc
 from cxrzoo.export import export_openvino
-from cxrzoo.ingest import image_files, read_nih_with_report
-from cxrzoo.ingest.outcome import IngestOutcome, decode_outcome
+from cxrzoo.ingest import image_files
+from cxrzoo.ingest.outcome import IngestOutcome
 from cxrzoo.io import parquet_rows, write_parquet_atomic
 from cxrzoo.labels import LABELS
 from cxrzoo.models.modeldir import read_card as read_model_card
@@ -29,52 +29,16 @@ from cxrzoo.train import CXREstimator, CXRModel
 log = logging.getLogger(__name__)
 
 
-SOURCES = ("nih", "chexpert", "mimic")
-
-
-def ingest(spark: SparkSession, images: str, labels: str, out: str, size: int = 256,
+def ingest(spark: SparkSession, images: str, labels: str | None, out: str, size: int = 256,
            split: str | None = None, voi: str = "auto", source: str = "nih", metadata: str | None = None,
            policy: str = "ones", unmentioned: str = "zeros", split_name: str | None = None) -> IngestOutcome:
-    """Decode and label images into a Parquet dataset (written atomically) with an ``_ingest_report.json``.
+    """:func:`cxrzoo.ingest.job.ingest` of ``source`` (the options it does not take left as not given), with a
+    progress bar: the Parquet dataset, written atomically with its ``_ingest_report.json``."""
+    from cxrzoo.ingest.job import ingest as ingest_source
 
-    The report (and the returned :class:`~cxrzoo.ingest.outcome.IngestOutcome`) counts the files listed, those
-    ingested OK, the error rows by reason with the first file names, and the files and label rows left unmatched.
-
-    ``source`` picks the label layout: ``nih`` (``labels`` a Data_Entry CSV, ``split`` a split list),
-    ``chexpert`` (``labels`` train.csv or valid.csv) or ``mimic`` (``labels`` the CheXpert-labeler CSV,
-    ``metadata`` the metadata CSV, ``split`` the split CSV and ``split_name`` one of its splits).  ``policy``
-    and ``unmentioned`` are CheXpert's uncertainty rules (:mod:`cxrzoo.ingest.sources_csv`); ``voi`` is
-    DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`).
-    """
-    from cxrzoo.ingest import read_chexpert_with_report, read_mimic_cxr_with_report
-
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if source != "mimic" and (metadata or split_name):
-        raise ValueError("metadata and split_name are MIMIC-CXR's (source='mimic')")
-    if source == "mimic" and not metadata:
-        raise ValueError("source='mimic' needs metadata (mimic-cxr-2.0.0-metadata.csv[.gz])")
-    if source == "chexpert" and split:
-        raise ValueError("CheXpert's splits are its two CSVs (train.csv, valid.csv): ingest each with its own labels")
     with SparkProgress(spark, "ingest"):
-        if source == "nih":
-            df, report = read_nih_with_report(spark, images, labels, size=size, split=split, voi=voi)
-        elif source == "chexpert":
-            df, report = read_chexpert_with_report(spark, images, labels, policy, unmentioned, size=size, voi=voi)
-        else:
-            df, report = read_mimic_cxr_with_report(spark, images, metadata, labels, split, policy, unmentioned,
-                                                    split_name, size=size, voi=voi)
-        how = {"source": source, "size": size, "voi": voi}  # how the images were made: score with the same voi
-        if source != "nih":
-            how.update(policy=policy, unmentioned=unmentioned)
-        outcome: list[IngestOutcome] = []
-
-        def report_files(written: str) -> dict[str, str]:  # counted on the rows written, before they replace out
-            outcome.append(decode_outcome(spark.read.parquet(written), report, parquet_rows(spark, written)))
-            return {"_ingest_report.json": json.dumps({**outcome[0].as_dict(), **how}, indent=1) + "\n"}
-
-        write_parquet_atomic(df, out, files=report_files)
-    return outcome[0]
+        return ingest_source(spark, source, images, out, size=size, voi=voi, labels=labels, split=split,
+                             metadata=metadata, split_name=split_name, policy=policy, unmentioned=unmentioned)
 
 
 def train(spark: SparkSession, data: str, out: str, validation: str | None = None, crop: int = 224,
@@ -137,7 +101,7 @@ def evaluate(spark: SparkSession, model_dir: str, data: str, bootstrap: int = 10
         with tempfile.TemporaryDirectory(prefix="cxrzoo-eval-ir-") as tmp:
             ir = export_openvino(model_dir, Path(tmp) / "ir")
             if image_side(df) != int(card.get("image_size") or 256):
-                raise ValueError(f"{data} holds {image_side(df)}² images but {model_dir} was trained on "
+                raise InputError(f"{data} holds {image_side(df)}² images but {model_dir} was trained on "
                                  f"{card.get('image_size')}² ones; re-ingest with --size {card.get('image_size')}")
             return evaluate_auc(OpenVINOScorer(modelDir=str(ir)).transform(df), bootstrap=bootstrap,
                                 labels=tuple(card["labels"]))
@@ -167,7 +131,7 @@ def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None,
     (float16 bytes of the IR card's ``heatmaps.shape[1:]``).  Returns the number of rows.
     """
     if (images is None) == (data is None):
-        raise ValueError("give exactly one of images= (a directory) or data= (a Parquet dataset)")
+        raise InputError("give exactly one of images= (a directory) or data= (a Parquet dataset)")
     card = read_card(ir_dir)
     size = int(card["input"]["shape"][1])
     scorer = OpenVINOScorer(modelDir=ir_dir, batchSize=batch_size, precision=precision or "", heatmaps=heatmaps,
@@ -177,7 +141,7 @@ def score(spark: SparkSession, ir_dir: str, out: str, images: str | None = None,
     else:
         df = spark.read.parquet(data)
         if image_side(df) != size:
-            raise ValueError(f"{data} holds {image_side(df)}² images but {ir_dir} takes {size}²; re-ingest with "
+            raise InputError(f"{data} holds {image_side(df)}² images but {ir_dir} takes {size}²; re-ingest with "
                              f"--size {size} or score with --images")
         scored = scorer.transform(df)
     cols = [F.col("probabilities")[i].alias(name) for i, name in enumerate(card.get("labels", LABELS))]
@@ -199,7 +163,7 @@ def localize(spark: SparkSession, ir_dir: str, data: str, boxes_csv: str, image_
     boxes = read_boxes(boxes_csv)
     card = read_card(ir_dir)
     if not card.get("heatmaps"):
-        raise ValueError(f"{ir_dir} was exported without heatmaps; re-export it with `cxrzoo export`")
+        raise InputError(f"{ir_dir} was exported without heatmaps; re-export it with `cxrzoo export`")
     df = spark.read.parquet(data).where(F.col("image_index").isin(list(boxes)))
     rows = OpenVINOScorer(modelDir=ir_dir, heatmaps=True, findingsCol="").transform(df) \
         .where(F.col("heatmaps").isNotNull()).select("image_index", "heatmaps").collect()

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cxrzoo.errors import InputError
+
 LABELS: tuple[str, ...] = (
     "Atelectasis",
     "Cardiomegaly",
@@ -68,11 +70,11 @@ def harmonise_nih(vec: Sequence[float]) -> list[float]:
     """NIH's 14-float multi-hot vector widened to :data:`ALL_LABELS` (the extra labels 0, masked by
     :data:`NIH_MASK`)."""
     if len(vec) != NUM_LABELS:
-        raise ValueError(f"an NIH label vector has {NUM_LABELS} entries, got {len(vec)}")
+        raise InputError(f"an NIH label vector has {NUM_LABELS} entries, got {len(vec)}")
     return [float(v) for v in vec] + [0.0] * len(EXTRA_LABELS)
 
 
-class UnknownLabelError(ValueError):
+class UnknownLabelError(InputError):
     """A ``Finding Labels`` cell names a label that is not one of the 14 NIH labels."""
 
 
@@ -132,7 +134,7 @@ def target_array(labels: Sequence[Sequence[float]], mask: Sequence[Sequence[floa
     out = np.full((len(labels), len(idx)), np.nan, np.float32)
     for r, row in enumerate(labels):
         if len(row) <= max(idx):
-            raise ValueError(f"label row {r} holds {len(row)} labels, fewer than the {max(idx) + 1} that {list(names)} "
+            raise InputError(f"label row {r} holds {len(row)} labels, fewer than the {max(idx) + 1} that {list(names)} "
                              "need in the harmonised layout (ALL_LABELS); re-ingest it with cxrzoo")
         m = mask[r] if mask is not None else None
         for c, i in enumerate(idx):

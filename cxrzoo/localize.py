@@ -19,13 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cxrzoo.errors import InputError
+
 IOBB_THRESHOLDS = (0.1, 0.25, 0.5)
 _ALIASES = {"Infiltrate": "Infiltration"}  # NIH's box list spells it so
 
 Box = tuple[float, float, float, float]  # x, y, w, h in image pixels
 
 
-class BoxListError(ValueError):
+class BoxListError(InputError):
     """A box list row cannot be read."""
 
 
@@ -54,7 +56,7 @@ def _upsampled(heatmap: np.ndarray, side: int) -> np.ndarray:
     """The (h, w) map min-max normalised to [0, 1] and resized to ``side``² (bilinear)."""
     m = np.asarray(heatmap, np.float32)
     if m.ndim != 2:
-        raise ValueError(f"a heatmap is (h, w), got shape {m.shape}")
+        raise InputError(f"a heatmap is (h, w), got shape {m.shape}")
     lo, hi = float(m.min()), float(m.max())
     m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
     return cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR)

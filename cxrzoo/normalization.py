@@ -1,6 +1,8 @@
 """Channel normalization constants, the one source for preprocessing, the model registry and export."""
 from __future__ import annotations
 
+from cxrzoo.errors import InputError
+
 Triple = tuple[float, float, float]
 
 CAFFE_MEAN: Triple = (123.68, 116.779, 103.939)  # the seed's mean subtraction, on 0-255 pixels
@@ -20,4 +22,4 @@ def normalization_of(mean: Triple, std: Triple) -> str:
     for name, (m, s) in NORMALIZATIONS.items():
         if tuple(m) == tuple(mean) and tuple(s) == tuple(std):
             return name
-    raise ValueError(f"no named normalization has mean {mean} and std {std}; known: {sorted(NORMALIZATIONS)}")
+    raise InputError(f"no named normalization has mean {mean} and std {std}; known: {sorted(NORMALIZATIONS)}")

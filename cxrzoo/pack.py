@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cxrzoo import atomic
+from cxrzoo.errors import JobFailedError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ _SKIP_DIRS = {"__pycache__"}
 _SPARK_JARS = re.compile(r"^pyspark/jars/")  # Spark's own jars: the node's Spark has them
 
 
-class PackError(RuntimeError):
+class PackError(JobFailedError):
     """The environment cannot be packed (a requirement is missing, an engine is not installed, …)."""
 
 

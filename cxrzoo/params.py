@@ -5,13 +5,14 @@ from pyspark.ml.param import Param, Params, TypeConverters
 
 from cxrzoo.labels import LABELS, label_indices
 from cxrzoo.normalization import CAFFE_MEAN, NORMALIZATIONS
+from cxrzoo.errors import InputError
 
 
 def _one_of(name: str, allowed) -> callable:
     def convert(value):
         v = TypeConverters.toString(value)
         if v not in allowed:
-            raise ValueError(f"{name} must be one of {sorted(allowed)}, got {v!r}")
+            raise InputError(f"{name} must be one of {sorted(allowed)}, got {v!r}")
         return v
     return convert
 
@@ -20,7 +21,7 @@ def _positive_int(name: str):
     def convert(value):
         v = TypeConverters.toInt(value)
         if v <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise InputError(f"{name} must be a positive integer, got {value!r}")
         return v
     return convert
 
@@ -29,7 +30,7 @@ def _non_negative_int(name: str):
     def convert(value):
         v = TypeConverters.toInt(value)
         if v < 0:
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
+            raise InputError(f"{name} must be >= 0, got {value!r}")
         return v
     return convert
 
@@ -38,7 +39,7 @@ def _probability(name: str):
     def convert(value):
         v = TypeConverters.toFloat(value)
         if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+            raise InputError(f"{name} must be in [0, 1], got {value!r}")
         return v
     return convert
 

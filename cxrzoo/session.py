@@ -23,6 +23,7 @@ from cxrzoo.atomic import local_path
 from cxrzoo.javahome import ensure_java_home
 from cxrzoo.sparkconf import SparkConfigError, merge
 from cxrzoo.stdio import fd_stdout_to_stderr
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -143,14 +144,14 @@ def _archive_settings(conf: dict[str, str], archive: str, deploy_mode: str,
     from cxrzoo.pack import ENV_NAME, read_manifest
 
     if deploy_mode not in ("client", "cluster"):
-        raise ValueError(f"deploy_mode must be 'client' or 'cluster', not {deploy_mode!r}")
+        raise InputError(f"deploy_mode must be 'client' or 'cluster', not {deploy_mode!r}")
     local = local_path(archive)
     if local is not None:  # a local archive is checked, and given to spark-submit as an absolute path
         archive = os.path.abspath(local)
         manifest = read_manifest(archive)
         site = manifest["site_packages"]
         if engine and engine != "auto" and engine not in manifest.get("engines", []):
-            raise ValueError(f"{archive} holds the engines {manifest.get('engines')}, not {engine!r}: pack it with "
+            raise InputError(f"{archive} holds the engines {manifest.get('engines')}, not {engine!r}: pack it with "
                              f"`cxrzoo pack --engine {engine}` (or submit with one of those)")
     else:  # on HDFS, S3, ...: what `cxrzoo pack` writes for this Python
         site = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import shlex
 from typing import Any, Mapping
 
+from cxrzoo.errors import InputError
+
 # settings whose value is a list: a wanted value is satisfied when all its items are present
 _LISTS = {"spark.driver.extraJavaOptions": " ", "spark.executor.extraJavaOptions": " ",
           "spark.driver.extraClassPath": ":", "spark.executor.extraClassPath": ":"}
@@ -18,7 +20,7 @@ _FLAGS = {"spark.master": "--master", "spark.app.name": "--name", "spark.driver.
           "spark.executor.instances": "--num-executors"}
 
 
-class SparkConfigError(RuntimeError):
+class SparkConfigError(InputError, RuntimeError):
     """The running SparkSession lacks settings that can only be given when it starts.
 
     ``missing`` maps each setting to the value to add.

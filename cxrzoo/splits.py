@@ -13,8 +13,10 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from cxrzoo.errors import InputError
 
-class PatientLeakError(ValueError):
+
+class PatientLeakError(InputError):
     """One patient has images on two sides of a split."""
 
 
@@ -40,10 +42,10 @@ def split_by_patient(df: DataFrame, fractions: tuple[float, float, float] = (0.7
         NIH's official ``test_list.txt`` (image names).
     """
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"fractions must be three non-negative shares summing to 1, got {fractions}")
+        raise InputError(f"fractions must be three non-negative shares summing to 1, got {fractions}")
     for col in (patient_col, index_col):
         if col not in df.columns:
-            raise ValueError(f"split_by_patient: no column {col!r}; columns: {df.columns}")
+            raise InputError(f"split_by_patient: no column {col!r}; columns: {df.columns}")
     # a uniform number in [0, 1) per patient, from a 64-bit hash of (seed, patient)
     u = (F.abs(F.xxhash64(F.lit(seed), F.col(patient_col).cast("string"))) % 1_000_000) / 1_000_000.0
     tr, va, te = fractions

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from cxrzoo.curves import roc_points
+from cxrzoo.errors import InputError
 
 METHODS = ("youden", "sensitivity")
 
@@ -31,12 +32,12 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, labels, method: str = "youde
         With ``method="sensitivity"``: the sensitivity to reach, in (0, 1].
     """
     if method not in METHODS:
-        raise ValueError(f"threshold method must be one of {METHODS}, got {method!r}")
+        raise InputError(f"threshold method must be one of {METHODS}, got {method!r}")
     if not 0.0 < target_sensitivity <= 1.0:
-        raise ValueError(f"target sensitivity must be in (0, 1], got {target_sensitivity}")
+        raise InputError(f"target sensitivity must be in (0, 1], got {target_sensitivity}")
     y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
     if y.ndim != 2 or y.shape != p.shape or y.shape[1] != len(labels):
-        raise ValueError(f"labels {y.shape} and probabilities {p.shape} must both be (N, {len(labels)})")
+        raise InputError(f"labels {y.shape} and probabilities {p.shape} must both be (N, {len(labels)})")
     out: dict[str, dict | None] = {}
     for j, name in enumerate(labels):
         known = ~np.isnan(y[:, j])  # NaN: unknown for that image (cxrzoo.targets)

@@ -29,15 +29,16 @@ from pyspark.sql import DataFrame
 from cxrzoo.arrowutil import rows_to_binary_array
 
 from cxrzoo.models.spec import NetSpec
+from cxrzoo.errors import InputError, JobFailedError
 
 Weights = dict[str, dict[str, np.ndarray]]
 
 
-class EpochFailedError(RuntimeError):
+class EpochFailedError(JobFailedError):
     """An epoch whose result cannot be trusted (e.g. an executor was lost mid-way); retry it from a checkpoint."""
 
 
-class EngineUnavailableError(ImportError):
+class EngineUnavailableError(InputError, ImportError):
     """The engine asked for is not installed (or cannot be imported) here."""
 
 
@@ -269,7 +270,7 @@ def engine_class(name: str) -> type[Engine]:
     try:
         return _ENGINES[name]
     except KeyError:
-        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}") from None
+        raise InputError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}") from None
 
 
 AUTO_ORDER = ("bigdl", "torch")
@@ -309,5 +310,5 @@ def get_engine(name: str, **options: Any) -> Engine:
         raise EngineUnavailableError(f"engine {name!r} is not available: {why}")
     unknown = set(options) - set(cls.option_names())
     if unknown:
-        raise ValueError(f"engine {name!r} takes no options {sorted(unknown)}; it takes {list(cls.option_names())}")
+        raise InputError(f"engine {name!r} takes no options {sorted(unknown)}; it takes {list(cls.option_names())}")
     return cls(**options)

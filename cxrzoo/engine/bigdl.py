@@ -12,6 +12,7 @@ from cxrzoo.engine import bigdl_session as bs
 from cxrzoo.engine.base import Engine, TrainConfig, Trainer, Weights, register_engine
 from cxrzoo.engine.bigdl_trainer import BigDLTrainer
 from cxrzoo.models.spec import NetSpec, pair, param_shapes, spatial_sizes
+from cxrzoo.errors import InputError, JobFailedError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def _build_graph(spec: NetSpec, relu6_as_relus: bool = False):
         elif n.op == "concat":
             m = L.JoinTable(2, 0)  # absolute dimension 2 (channels of NCHW); the MKL-DNN IR needs nInputDims <= 0
         else:  # pragma: no cover - NetSpec validates ops
-            raise ValueError(n.op)
+            raise InputError(n.op)
         m.set_name(n.name)
         layers[n.name] = m
         out[n.name] = m(ins[0] if len(ins) == 1 else ins)
@@ -126,7 +127,7 @@ class BigDLEngine(Engine):
 
     def __init__(self, engine_type: str | None = None) -> None:
         if engine_type is not None and engine_type not in bs.ENGINE_TYPES:
-            raise ValueError(f"bigdlEngineType must be one of {bs.ENGINE_TYPES}, not {engine_type!r}")
+            raise InputError(f"bigdlEngineType must be one of {bs.ENGINE_TYPES}, not {engine_type!r}")
         self._asked = engine_type
 
     @property
@@ -162,7 +163,7 @@ class BigDLEngine(Engine):
         cores = sc.defaultParallelism
         if batch_size % cores:
             lo, hi = max(cores, batch_size // cores * cores), (batch_size // cores + 1) * cores
-            raise ValueError(f"batchSize {batch_size} is not a multiple of the {cores} executor cores (BigDL gives "
+            raise InputError(f"batchSize {batch_size} is not a multiple of the {cores} executor cores (BigDL gives "
                              f"every core the same share of a batch); use {lo} or {hi}")
 
     def _ready(self) -> None:
@@ -171,7 +172,7 @@ class BigDLEngine(Engine):
         from pyspark.sql import SparkSession
 
         if SparkContext._active_spark_context is None:
-            raise RuntimeError("BigDL needs a running SparkSession: call cxrzoo.get_spark() first")
+            raise JobFailedError("BigDL needs a running SparkSession: call cxrzoo.get_spark() first")
         # the active session is per JVM thread; the default one is the application's
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
         bs.initialise(spark, self.engine_type)
@@ -196,7 +197,7 @@ class BigDLEngine(Engine):
     def set_weights(self, net: Any, spec: NetSpec, weights: Weights) -> None:
         layers = getattr(net, "cxr_layers", None)
         if layers is None:
-            raise ValueError("set_weights needs a network built by this engine's build() in this process")
+            raise InputError("set_weights needs a network built by this engine's build() in this process")
         shapes = param_shapes(spec)
         for name, kinds in weights.items():
             if name not in shapes:
@@ -215,7 +216,7 @@ class BigDLEngine(Engine):
         # gradient get no update, so a backbone frozen from the first epoch stays exactly put.
         # BigDL's MKL-DNN engine converts the graph for training and drops those scales.
         if names and self.engine_type == "mkldnn":
-            raise ValueError("freezing layers (freezeEpochs) needs bigdlEngineType='mklblas': BigDL's MKL-DNN "
+            raise InputError("freezing layers (freezeEpochs) needs bigdlEngineType='mklblas': BigDL's MKL-DNN "
                              "engine trains frozen layers anyway (a frozen MobileNetV2 stem moved by up to 6e-3 in "
                              "one epoch); start the session with `cxrzoo spark-conf --engine bigdl "
                              "--bigdl-engine-type mklblas`")

@@ -18,13 +18,14 @@ from typing import Any, Callable
 import numpy as np
 
 from cxrzoo.models.weights import load_safetensors, save_safetensors
+from cxrzoo.errors import InputError
 
 FORMAT = "cxrzoo-bigdl-optim/1"
 TENSORS, MANIFEST = "optim.safetensors", "optim.json"
 LEGACY = ("optim_driver.ser", "optim_partitions.ser")  # Java-serialized state of cxrzoo before 0.2
 
 
-class OptimStateError(ValueError):
+class OptimStateError(InputError):
     """A checkpoint's optimizer state cannot be read (an old format, or files that do not fit)."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from cxrzoo.sparkconf import SparkConfigError, missing
 from cxrzoo.stdio import fd_stdout_to_stderr
+from cxrzoo.errors import InputError, JobFailedError
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -102,7 +103,7 @@ def spark_settings(master: str, executor_cores: int | None, engine_type: str,
     ``executor_site``: the executors' ``site-packages`` (an archive's, relative to their working directory),
     for their class path; default: this installation's."""
     if engine_type not in ENGINE_TYPES:
-        raise ValueError(f"bigdlEngineType must be one of {ENGINE_TYPES}, not {engine_type!r}")
+        raise InputError(f"bigdlEngineType must be one of {ENGINE_TYPES}, not {engine_type!r}")
     # deep graphs (DenseNet's 58 concatenations) overflow the default 1 MB stack in the MKL-DNN conversion
     opts = f"-Xss64m -Dbigdl.engineType={engine_type} -Dbigdl.utils.LoggerFilter.disable=true"
     threads = threads_env(master, executor_cores, engine_type).get("OMP_NUM_THREADS")
@@ -163,7 +164,7 @@ def _cores_from_cluster(sc: Any, timeout: float = 60.0, settle: float = 3.0) -> 
         if time.monotonic() > deadline:
             if cores:
                 break
-            raise RuntimeError(f"no executor registered on {sc.master} within {timeout:.0f} s to read its cores "
+            raise JobFailedError(f"no executor registered on {sc.master} within {timeout:.0f} s to read its cores "
                                "from: pass --executor-cores N --num-executors M (spark.executor.cores, "
                                "spark.cores.max)")
         time.sleep(0.5)

@@ -12,6 +12,8 @@ import struct
 import time
 from pathlib import Path
 
+from cxrzoo.errors import InputError
+
 _POLY = 0x82F63B78
 _TABLE = []
 for _i in range(256):
@@ -114,7 +116,7 @@ def _fields(buf: bytes):
             n, i = _read_varint(buf, i)
             v, i = buf[i: i + n], i + n
         else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
+            raise InputError(f"unsupported protobuf wire type {wire}")
         yield num, v
 
 

@@ -22,6 +22,7 @@ from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 from cxrzoo.arrowutil import float_rows, rows_to_list_array
 from cxrzoo.engine.base import Engine, TrainConfig, Trainer, Weights, register_engine
 from cxrzoo.models.spec import NetSpec
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 # tensors over read-only Arrow memory are only read
@@ -101,9 +102,9 @@ class TorchEngine(Engine):
                  workers: str | None = "per_core") -> None:
         precision, workers = precision or "auto", workers or "per_core"
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+            raise InputError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         if workers not in WORKERS:
-            raise ValueError(f"torchWorkers must be one of {WORKERS}, not {workers!r}")
+            raise InputError(f"torchWorkers must be one of {WORKERS}, not {workers!r}")
         self.precision, self.compile, self.workers = precision, bool(compile), workers
 
     @classmethod
@@ -137,7 +138,7 @@ class TorchEngine(Engine):
             return Layout(workers=1, threads=slots * task_cpus)
         cores = sc.getConf().get("spark.executor.cores")
         if cores is None or int(cores) != task_cpus:
-            raise ValueError("torchWorkers='per_executor' on a cluster needs spark.task.cpus equal to "
+            raise InputError("torchWorkers='per_executor' on a cluster needs spark.task.cpus equal to "
                              "spark.executor.cores (one task, one DDP process, per executor); use 'per_core'")
         return Layout(workers=slots, threads=task_cpus)
 
@@ -150,7 +151,7 @@ class TorchEngine(Engine):
         n = self.layout(sc).workers
         if batch_size % n:
             lo, hi = max(n, batch_size // n * n), (batch_size // n + 1) * n
-            raise ValueError(f"batchSize {batch_size} is not a multiple of the {n} torch workers (each takes the "
+            raise InputError(f"batchSize {batch_size} is not a multiple of the {n} torch workers (each takes the "
                              f"same share of a batch); use {lo} or {hi}")
 
     def build(self, spec: NetSpec, seed: int = 0) -> Any:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cxrzoo.models.spec import NetSpec, pair, spatial_sizes
+from cxrzoo.errors import InputError
 
 _KINDS = ("weight", "bias", "running_mean", "running_var")
 
@@ -33,10 +34,10 @@ def _place(root: nn.Module, name: str, module: nn.Module) -> None:
             child = _Tree()
             cur.add_module(p, child)
         elif not isinstance(child, _Tree):
-            raise ValueError(f"node {name!r} lies under the layer {p!r}: node names must form a tree")
+            raise InputError(f"node {name!r} lies under the layer {p!r}: node names must form a tree")
         cur = child
     if parts[-1] in cur._modules:
-        raise ValueError(f"node {name!r}: a layer has this name already (or names below it)")
+        raise InputError(f"node {name!r}: a layer has this name already (or names below it)")
     cur.add_module(parts[-1], module)
 
 
@@ -107,7 +108,7 @@ class SpecNet(nn.Module):
             elif op == "concat":
                 y = torch.cat([out[i] for i in ins], 1)
             else:  # pragma: no cover - NetSpec validates ops
-                raise ValueError(op)
+                raise InputError(op)
             out[name] = y
         return out[self._plan[-1][0]]
 
@@ -142,7 +143,7 @@ def set_node_weights(net: SpecNet, weights: dict[str, dict[str, np.ndarray]]) ->
                     raise KeyError(f"{name}.{kind}: the layer has no such tensor")
                 src = torch.from_numpy(np.ascontiguousarray(arr, np.float32))
                 if tuple(src.shape) != tuple(t.shape):
-                    raise ValueError(f"{name}.{kind}: shape {tuple(src.shape)}, the network has {tuple(t.shape)}")
+                    raise InputError(f"{name}.{kind}: shape {tuple(src.shape)}, the network has {tuple(t.shape)}")
                 t.copy_(src)
 
 

@@ -26,6 +26,7 @@ from cxrzoo.engine.tfevents import SummaryWriter, read_scalars
 from cxrzoo.engine.torch_worker import RESULT_SCHEMA, EpochJob, run_task
 from cxrzoo.models.spec import NetSpec
 from cxrzoo.models.weights import load_safetensors, load_weights, save_safetensors, save_weights
+from cxrzoo.errors import InputError, JobFailedError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def _partition_keys(spark: Any, n: int) -> list[int]:
             .groupBy("p").agg(F.min("id").alias("id")).collect())
     keys = {r.p: r.id for r in rows}
     if len(keys) < n:
-        raise RuntimeError(f"no key found for some of {n} partitions")
+        raise JobFailedError(f"no key found for some of {n} partitions")
     return [keys[p] for p in range(n)]
 
 
@@ -92,7 +93,7 @@ class TorchTrainer(Trainer):
         counts = {r[0]: r[1] for r in frame.groupBy("_cxr_pid").count().collect()}
         total = sum(counts.values())
         if total < n:
-            raise ValueError(f"{total} training rows for {n} torch workers: every worker needs at least one row")
+            raise InputError(f"{total} training rows for {n} torch workers: every worker needs at least one row")
         offsets, acc = {}, 0
         for pid in sorted(counts):
             offsets[pid], acc = acc, acc + counts[pid]
@@ -126,7 +127,7 @@ class TorchTrainer(Trainer):
         import torch
 
         if self.config.batch_size % self._layout.workers:
-            raise ValueError(f"batchSize {self.config.batch_size} does not split over the {self._layout.workers} "
+            raise InputError(f"batchSize {self.config.batch_size} does not split over the {self._layout.workers} "
                              "torch workers the cluster has now; use a multiple of it")
         frame = self._spread(data)
         blob = self._blob or pack_state(torch, self.net, None)
@@ -159,7 +160,7 @@ class TorchTrainer(Trainer):
         limit = _bytes(self._sc.getConf().get("spark.driver.maxResultSize", "1g"))
         need = int(state_bytes * 1.5) + (16 << 20)  # Adam's moments double the weights the first epoch
         if limit and need > limit:
-            raise ValueError(f"the training state (~{need >> 20} MB with Adam's moments) exceeds "
+            raise InputError(f"the training state (~{need >> 20} MB with Adam's moments) exceeds "
                              f"spark.driver.maxResultSize ({limit >> 20} MB); start Spark with "
                              f"spark.driver.maxResultSize={max(2, (need >> 30) + 1)}g (or 0)")
 
@@ -199,10 +200,10 @@ class TorchTrainer(Trainer):
 
         meta = json.loads((path / "optim.json").read_text()) if (path / "optim.json").exists() else {}
         if meta.get("engine") != "torch":
-            raise ValueError(f"{path}: not a checkpoint of the torch engine ({meta.get('engine') or 'BigDL'}'s); "
+            raise InputError(f"{path}: not a checkpoint of the torch engine ({meta.get('engine') or 'BigDL'}'s); "
                              "resume it with that engine or use a new checkpointDir")
         if meta.get("optimizer") != self.config.optimizer:
-            raise ValueError(f"{path}: optimizer state of {meta.get('optimizer')!r}, this run uses "
+            raise InputError(f"{path}: optimizer state of {meta.get('optimizer')!r}, this run uses "
                              f"{self.config.optimizer!r}; use a new checkpointDir")
         self.engine.set_weights(self.net, self.spec, load_weights(path / "weights.safetensors"))
         slots: dict[str, dict[str, np.ndarray]] = {}
@@ -246,5 +247,5 @@ def _bytes(text: str) -> int:
     """A Spark size ('1g', '512m', '4096k', '0') in bytes."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([kmgt]?)b?", text.strip().lower())
     if m is None:
-        raise ValueError(f"not a Spark size: {text!r}")
+        raise InputError(f"not a Spark size: {text!r}")
     return int(float(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m.group(2)])

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from cxrzoo.engine.base import Decoder
 from cxrzoo.models.spec import NetSpec
+from cxrzoo.errors import InputError, JobFailedError
 
 # tensors over read-only Arrow memory are only read
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -135,11 +136,11 @@ def run_task(batches: Iterator[pa.RecordBatch], job: EpochJob, state: bytes) -> 
         everyone = [json.loads(m) for m in ctx.allGather(mine)]
         counts = [e["rows"] for e in everyone]
         if job.batch_size % world:
-            raise ValueError(f"batch size {job.batch_size} does not split over {world} DDP workers")
+            raise InputError(f"batch size {job.batch_size} does not split over {world} DDP workers")
         local_batch = job.batch_size // world
         steps = math.ceil(max(counts) / local_batch) if max(counts) else 0
         if min(counts) == 0 and steps:
-            raise RuntimeError(f"barrier task {rank}: some partitions are empty ({counts} rows); the trainer must "
+            raise JobFailedError(f"barrier task {rank}: some partitions are empty ({counts} rows); the trainer must "
                                "spread the rows over every task")
         torch.set_num_threads(max(1, job.threads))
         # dropout's masks: from (seed, epoch, rank), not from the reused worker's history (a retry redraws them)

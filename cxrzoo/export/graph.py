@@ -16,9 +16,10 @@ import openvino as ov
 import openvino.opset13 as ops
 
 from cxrzoo.models.spec import NetSpec, pair, param_shapes
+from cxrzoo.errors import InputError
 
 
-class WeightMismatchError(ValueError):
+class WeightMismatchError(InputError):
     """Weights do not fit the network (every mismatch is listed)."""
 
 
@@ -87,7 +88,7 @@ def _network(x: ov.Node, spec: NetSpec, weights: dict) -> dict[str, ov.Node]:
         elif n.op == "concat":
             y = ops.concat(ins, 1)
         else:  # pragma: no cover - NetSpec validates ops
-            raise ValueError(n.op)
+            raise InputError(n.op)
         out[n.name] = y
     return out
 
@@ -138,7 +139,7 @@ def build_openvino_model(spec: NetSpec, weights: dict, image_size: int, mean: tu
     check_weights(spec, weights)
     c = spec.input_size
     if image_size < c:
-        raise ValueError(f"image size {image_size} is smaller than the network input {c}")
+        raise InputError(f"image size {image_size} is smaller than the network input {c}")
     image = ops.parameter([-1, image_size, image_size], ov.Type.u8, name="image")
     x = ops.convert(image, ov.Type.f32)
     y0 = (image_size - c) // 2

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 from pathlib import Path
@@ -11,15 +10,16 @@ import openvino as ov
 
 from cxrzoo import __version__
 from cxrzoo.export.graph import build_openvino_model
-from cxrzoo.irformat import CARD, XML
 from cxrzoo.export.precision import (CALIBRATION_IMAGES, PRECISIONS, PrecisionRefusedError, check_precision,
                                      cpu_supports_bf16, quantize_int8, read_labelled_images)
 from cxrzoo.models import create_spec
 from cxrzoo.atomic import local_path, replace_with_local_dir
-from cxrzoo.models.cards import CARD_FILE, dump_toml, trained_card
+from cxrzoo.models import irdir
+from cxrzoo.models.cards import trained_card
 from cxrzoo.models.modeldir import read_card, read_weights
 from cxrzoo.models.spec import count_params
 from cxrzoo.normalization import NORMALIZATIONS
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,7 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
     cam = _heatmap_card(model, spec, image_size)
 
     def build(tmp: Path) -> None:
-        ov.save_model(model, str(tmp / XML), compress_to_fp16=False)
         card = {
-            "format": "cxrzoo-openvino/1",
             "cxrzoo_version": __version__,
             "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "model": info["model"],
@@ -97,10 +95,9 @@ def export_openvino(model_dir: str | os.PathLike, out_dir: str | os.PathLike, im
             # per label, chosen on the validation set at training (None: no decision for that label)
             "thresholds": info.get("thresholds") or {},
         }
-        (tmp / CARD).write_text(json.dumps(card, indent=1) + "\n")
         facts = trained_card(info["model"], spec.input_size, normalization, image_size, count_params(spec),
                              engine=info.get("engine"), metrics=metrics, precision=precision)
-        (tmp / CARD_FILE).write_text(dump_toml(facts))
+        irdir.write(tmp, lambda xml: ov.save_model(model, str(xml), compress_to_fp16=False), card, facts)
 
     from pyspark import SparkContext
 
@@ -129,18 +126,18 @@ def _heatmap_card(model: ov.Model, spec, image_size: int) -> dict | None:
 def _reduce(model: ov.Model, precision: str, size: int, labels: list[str], calibration, check):
     """The model to save for ``precision`` and its AUC check against FP32 (None for fp32)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
         return model, None
     if precision == "bf16" and not cpu_supports_bf16():
         raise PrecisionRefusedError("this CPU has no native BF16 (AVX512_BF16 or AMX): OpenVINO would compute in "
                                     "FP32 anyway; export fp32 (or int8)")
     if precision == "int8" and calibration is None:
-        raise ValueError("int8 needs calibration images: --calibration PARQUET (ingested training data; "
+        raise InputError("int8 needs calibration images: --calibration PARQUET (ingested training data; "
                          f"{CALIBRATION_IMAGES} are drawn)")
     data = check or calibration
     if data is None:
-        raise ValueError(f"{precision} is checked against fp32 on labelled images: give --check PARQUET "
+        raise InputError(f"{precision} is checked against fp32 on labelled images: give --check PARQUET "
                          "(e.g. the ingested test split)")
     reduced = model
     if precision == "int8":

@@ -16,6 +16,7 @@ import openvino as ov
 
 from cxrzoo.bootstrap import auc_table
 from cxrzoo.labels import LABELS, target_array
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ MAX_AUC_DROP = 0.005
 CALIBRATION_IMAGES = 300
 
 
-class PrecisionRefusedError(ValueError):
+class PrecisionRefusedError(InputError):
     """The precision cannot be exported: the CPU lacks it, or it moves the mean AUC too far from FP32."""
 
 
@@ -53,7 +54,7 @@ def read_labelled_images(parquet: str | Path, size: int, limit: int | None = Non
     masks = table.column("label_mask").to_pylist() if "label_mask" in cols else None
     ok = [i for i in idx if images[i] is not None and len(images[i]) == size * size and labels[i] is not None]
     if not ok:
-        raise ValueError(f"{parquet} has no {size}x{size} images with labels (ingest with --size {size})")
+        raise InputError(f"{parquet} has no {size}x{size} images with labels (ingest with --size {size})")
     if limit is not None and len(ok) > limit:
         ok = sorted(np.random.default_rng(seed).choice(ok, limit, replace=False).tolist())
     x = np.frombuffer(b"".join(images[i] for i in ok), np.uint8).reshape(len(ok), size, size)
@@ -118,7 +119,7 @@ def check_precision(fp32_model: ov.Model, reduced_model: ov.Model, precision: st
     check = PrecisionCheck(precision, len(images), auc_table(labels_y, infer_all(f32, images), label_names),
                            auc_table(labels_y, infer_all(red, images), label_names), max_drop)
     if check.fp32["mean_auc"] is None:
-        raise ValueError("the check images have no label with both positives and negatives; use another set")
+        raise InputError("the check images have no label with both positives and negatives; use another set")
     log.info("%s vs FP32 on %d images:\n%s", precision.upper(), len(images), check.table())
     if check.drop > max_drop:
         raise PrecisionRefusedError(f"{precision} lowers the mean AUC by {check.drop:.4f} (> {max_drop}) on "

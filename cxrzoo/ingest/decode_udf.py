@@ -20,6 +20,7 @@ from cxrzoo.arrowutil import rows_to_binary_array
 from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from cxrzoo.ingest.dicom import VOI_MODES
 from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT, SandboxedDecoder, shared_decoder
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def decode_images(files: DataFrame, size: int, max_pixels: int = DEFAULT_MAX_PIX
     DICOM's VOI rule (:mod:`cxrzoo.ingest.dicom`); DICOM files are decoded in a child process
     (:mod:`cxrzoo.ingest.sandbox`) allowed ``decode_timeout`` seconds each."""
     if voi not in VOI_MODES:
-        raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
+        raise InputError(f"voi must be one of {VOI_MODES}, got {voi!r}")
     drop = ("content", "modificationTime", "length", "error")
     keep = [f.name for f in files.schema.fields if f.name not in drop]
     schema = T.StructType([files.schema[k] for k in keep] + [

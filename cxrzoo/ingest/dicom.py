@@ -29,6 +29,7 @@ import numpy as np
 
 from cxrzoo.ingest.errors import ImageDecodeError
 from cxrzoo.ingest.markers import j2k_size, jpeg_size
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def voi_transform(values: np.ndarray, ds, voi: str = "auto",
     not the image itself (a lookup table's domain); by default it is taken from ``values``.
     """
     if voi not in VOI_MODES:
-        raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
+        raise InputError(f"voi must be one of {VOI_MODES}, got {voi!r}")
     x = np.asarray(values, np.float64)
     if voi == "auto" and "VOILUTSequence" in ds and len(ds.VOILUTSequence):
         from pydicom.pixels import apply_voi
@@ -344,7 +345,7 @@ def decode_dicom(data: bytes, max_pixels: int = 64 * 1024 * 1024, voi: str = "au
         Not a single-frame grayscale radiograph, or its pixels cannot be decoded (the message says why).
     """
     if voi not in VOI_MODES:
-        raise ValueError(f"voi must be one of {VOI_MODES}, got {voi!r}")
+        raise InputError(f"voi must be one of {VOI_MODES}, got {voi!r}")
     from pydicom.errors import BytesLengthException
 
     try:  # pydicom converts elements when they are first read: a malformed one raises here

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxrzoo.labels import UnknownLabelError, encode_findings
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +16,7 @@ OPTIONAL = {"Follow-up #": "follow_up", "View Position": "view_position", "Patie
             "Patient Gender": "patient_gender"}
 
 
-class LabelFileError(ValueError):
+class LabelFileError(InputError):
     """The label CSV is missing columns or has an invalid row."""
 
 

@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+from cxrzoo.errors import InputError, JobFailedError
+
 log = logging.getLogger(__name__)
 
 _u8p = ctypes.POINTER(ctypes.c_uint8)
@@ -62,28 +64,28 @@ def unfilter(raw: np.ndarray, height: int, stride: int, bpp: int, out: np.ndarra
     Returns -1, or the index of the first row with an invalid filter type.
     """
     if _LIB is None:
-        raise RuntimeError("cxrzoo._native is not available")
+        raise JobFailedError("cxrzoo._native is not available")
     _check_u8("raw", raw, 1)
     _check_u8("out", out, 2)
     if height < 1 or stride < 1 or not 1 <= bpp <= 8:
-        raise ValueError(f"bad geometry: height {height}, stride {stride}, bpp {bpp}")
+        raise InputError(f"bad geometry: height {height}, stride {stride}, bpp {bpp}")
     if raw.size != height * (stride + 1) or out.shape != (height, stride):
-        raise ValueError(f"raw has {raw.size} bytes and out is {out.shape}; expected "
+        raise InputError(f"raw has {raw.size} bytes and out is {out.shape}; expected "
                          f"{height * (stride + 1)} and {(height, stride)}")
     if not out.flags.writeable:
-        raise ValueError("out must be writeable")
+        raise InputError("out must be writeable")
     return int(_LIB.cxr_unfilter(_ptr(raw), height, stride, bpp, _ptr(out)))
 
 
 def area_down(img: np.ndarray, factor: int, out: np.ndarray) -> None:
     """Block-mean downscale by an integer ``factor`` into ``out``, rounded as ``cv2.INTER_AREA``."""
     if _LIB is None:
-        raise RuntimeError("cxrzoo._native is not available")
+        raise JobFailedError("cxrzoo._native is not available")
     _check_u8("img", img, 2)
     _check_u8("out", out, 2)
     h, w = img.shape
     if factor < 1 or h % factor or w % factor or out.shape != (h // factor, w // factor):
-        raise ValueError(f"factor {factor} and out {out.shape} do not fit an image of {img.shape}")
+        raise InputError(f"factor {factor} and out {out.shape} do not fit an image of {img.shape}")
     if not out.flags.writeable:
-        raise ValueError("out must be writeable")
+        raise InputError("out must be writeable")
     _LIB.cxr_area_down(_ptr(img), h, w, factor, _ptr(out))

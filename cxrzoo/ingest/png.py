@@ -20,6 +20,7 @@ import numpy as np
 
 from cxrzoo.ingest import _pngkernels as K
 from cxrzoo.ingest import native
+from cxrzoo.errors import InputError
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _VALID_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
@@ -28,11 +29,11 @@ _CHUNK_HEAD = struct.Struct(">I4s")
 _U32 = struct.Struct(">I")
 
 
-class PngError(ValueError):
+class PngError(InputError):
     """The bytes are not a valid PNG (the message says why)."""
 
 
-class NotHandled(Exception):
+class NotHandled(InputError):
     """A valid PNG this decoder leaves to OpenCV (interlaced)."""
 
 
@@ -196,7 +197,7 @@ def area_downscale(img: np.ndarray, factor: int) -> np.ndarray:
     if img.dtype != np.uint8 or img.ndim != 2:
         raise TypeError(f"expected a 2-D uint8 image, got {img.dtype} {img.shape}")
     if factor < 1 or img.shape[0] % factor or img.shape[1] % factor:
-        raise ValueError(f"factor {factor} does not divide the image shape {img.shape}")
+        raise InputError(f"factor {factor} does not divide the image shape {img.shape}")
     if factor == 1:
         return img
     out = np.empty((img.shape[0] // factor, img.shape[1] // factor), np.uint8)

@@ -23,10 +23,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cxrzoo.atomic import local_path, resolve_local
+from cxrzoo.errors import InputError, PathNotFoundError
 from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, DICOM_SUFFIXES
 from cxrzoo.ingest.decode_udf import decode_images
 from cxrzoo.ingest.dicom import is_dicom
 from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
+from cxrzoo.ingest.registry import Source, register_source
 from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT
 from cxrzoo.labels import NIH_MASK, harmonise_nih
 
@@ -75,7 +77,7 @@ def _local_dir(images: str) -> str | None:
         return None
     path = resolve_local(images)
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"image directory {images!r} does not exist")
+        raise PathNotFoundError(f"image directory {images!r} does not exist")
     return path
 
 
@@ -269,7 +271,7 @@ def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size
                          ) -> tuple[DataFrame, IngestReport]:
     """Like :func:`read_nih`, and also return the :class:`IngestReport`."""
     if size < 8:
-        raise ValueError(f"size must be >= 8, got {size}")
+        raise InputError(f"size must be >= 8, got {size}")
     labels = read_labels_csv(labels_csv)
     labels["labels"] = labels["labels"].map(harmonise_nih)
     labels["label_mask"] = [list(NIH_MASK)] * len(labels)
@@ -323,3 +325,25 @@ def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
         files, null for PNG/JPEG).
     """
     return read_nih_with_report(spark, images, labels_csv, size, split, max_pixels, voi, decode_timeout)[0]
+
+
+def read_folder_with_report(spark: SparkSession, images: str, size: int = 256, voi: str = "auto"
+                            ) -> tuple[DataFrame, IngestReport]:
+    """:func:`read_images` (every image under ``images``, no labels) and its :class:`IngestReport`."""
+    if size < 8:
+        raise InputError(f"size must be >= 8, got {size}")
+    found = sum(len(v) for v in list_image_paths(spark, images).values())
+    return read_images(spark, images, size=size, voi=voi), IngestReport(images_found=found, matched=found)
+
+
+_NOT_MIMIC = "metadata and split_name are MIMIC-CXR's (source 'mimic')"
+register_source(Source(
+    "nih",
+    lambda spark, images, size, voi, labels, split: read_nih_with_report(spark, images, labels, size=size,
+                                                                         split=split, voi=voi),
+    takes=("labels", "split"), requires=("labels",), refusals={"metadata": _NOT_MIMIC, "split_name": _NOT_MIMIC}))
+register_source(Source(
+    "folder",
+    lambda spark, images, size, voi: read_folder_with_report(spark, images, size=size, voi=voi),
+    refusals={"labels": "source 'folder' reads images without labels; give --source nih, chexpert or mimic to "
+                        "label them"}))

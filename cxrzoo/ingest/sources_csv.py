@@ -17,6 +17,7 @@ import pandas as pd
 
 from cxrzoo.ingest.labels_csv import LabelFileError
 from cxrzoo.labels import ALL_LABELS
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ _PATIENT = re.compile(r"patient0*(\d+)$")
 
 def _check_policy(policy: str, unmentioned: str) -> None:
     if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES} (what CheXpert's -1, uncertain, becomes), got {policy!r}")
+        raise InputError(f"policy must be one of {POLICIES} (what CheXpert's -1, uncertain, becomes), got {policy!r}")
     if unmentioned not in UNMENTIONED:
-        raise ValueError(f"unmentioned must be one of {UNMENTIONED} (what a blank cell becomes), got {unmentioned!r}")
+        raise InputError(f"unmentioned must be one of {UNMENTIONED} (what a blank cell becomes), got {unmentioned!r}")
 
 
 def _require(df: pd.DataFrame, cols, path: Path, what: str) -> None:

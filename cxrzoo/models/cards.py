@@ -16,11 +16,50 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from cxrzoo.errors import InputError
+
 CARD_FILE = "card.toml"  # the card inside a trained model directory or an exported IR
 
 
-class CardError(ValueError):
-    """A model card is missing or malformed."""
+class CardError(InputError):
+    """A card is missing or malformed: a registry card, or the card of a model directory or an exported IR
+    (:class:`~cxrzoo.models.modeldir.ModelDirError` and :class:`~cxrzoo.models.irdir.NotAnIRDirError` say which
+    of those two layouts; catching ``CardError`` catches every bad card)."""
+
+
+def read_json_card(path: Path, fix: str, error: type[CardError] = CardError) -> dict[str, Any]:
+    """The JSON object in the card at ``path``: the one reader of saved cards, the model directory's
+    (:mod:`cxrzoo.models.modeldir`) and the exported IR's (:mod:`cxrzoo.models.irdir`); check what it holds
+    with :func:`check_card`.
+
+    Raises
+    ------
+    CardError
+        Of type ``error``, naming the file, what is wrong with it (binary content, invalid JSON, not an object)
+        and ``fix``.
+    """
+    try:
+        info = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise error(f"{path} is not a JSON text file (binary content at byte {e.start}): {fix}") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{path} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): {fix}") from None
+    if not isinstance(info, dict):
+        raise error(f"{path} holds a JSON {type(info).__name__}, not the card's object: {fix}")
+    return info
+
+
+def check_card(info: dict[str, Any], path: Path, error: type[CardError], format: str, required: tuple[str, ...],
+               fix: str) -> dict[str, Any]:
+    """``info`` (read from ``path``) if it is of ``format`` and has the ``required`` keys, else ``error`` naming
+    the format or the keys and ``fix``."""
+    if info.get("format") != format:
+        raise error(f"{Path(path).parent} was written by another version of cxrzoo (format "
+                    f"{info.get('format') or 'none'}; this version reads {format}); {fix}")
+    missing = [k for k in required if k not in info]
+    if missing:
+        raise error(f"{path} lacks {', '.join(missing)}: written by another version of cxrzoo or edited; {fix}")
+    return info
 
 
 def cards_dir() -> Path:

@@ -9,7 +9,8 @@ Layout of a directory written by ``CXRModel.save``:
 - the engine's own artifact (a name the engine chooses), read only by that engine;
 - ``metadata/``: the Spark ML params, as ``DefaultParamsWriter`` writes them.
 
-Evaluation without the engine, export and scoring read only the card and the weights.
+Evaluation without the engine, export and scoring read only the card and the weights. This module owns the
+layout: its file names, format id, reading, validation and writing (:func:`write`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrzoo.models.weights import CheckpointFormatError, load_weights
+from cxrzoo.errors import InputError
+from cxrzoo.models.cards import CARD_FILE, CardError, check_card, dump_toml, read_json_card
+from cxrzoo.models.weights import CheckpointFormatError, load_weights, save_weights
 
 CARD = "model.json"
 WEIGHTS = "weights.safetensors"
@@ -27,7 +30,7 @@ REQUIRED = ("model", "input_size", "labels")  # the card's keys without a defaul
 _DAMAGED = "the model directory is damaged; retrain, or copy it again from where it was written"
 
 
-class ModelDirError(ValueError):
+class ModelDirError(CardError):
     """A directory is not a cxrzoo model directory, or one this version cannot read."""
 
 
@@ -44,38 +47,36 @@ def read_card(model_dir: str | Path) -> dict:
     root = Path(model_dir)
     card = root / CARD
     if not card.is_file() or not (root / WEIGHTS).is_file():
-        from cxrzoo.irformat import CARD as IR_CARD, XML
+        from cxrzoo.models import irdir
 
-        if (root / IR_CARD).is_file() and (root / XML).is_file():
+        if irdir.looks_like(root):
             raise ModelDirError(f"{root} is an exported OpenVINO IR, not a model directory of `cxrzoo train`; give "
                                 "the directory it was exported from (`cxrzoo score` and `predict` take the IR)")
         old = " (it holds weights.npz: written by cxrzoo before 0.2; retrain, or re-save with that version's " \
               "CXRModel.load(...).write().overwrite().save(...))" if (root / "weights.npz").exists() else ""
         raise ModelDirError(f"{root} is not a cxrzoo model directory (no {CARD} and {WEIGHTS}){old}; "
                             "train one with `cxrzoo train --out DIR`")
-    info = _parse(card)
-    if info.get("format") != FORMAT:
-        raise ModelDirError(f"{root} was written by another version of cxrzoo (format {info.get('format') or 'none'}; "
-                            f"this version reads {FORMAT}); retrain it, or re-save it with the version that wrote it")
-    missing = [k for k in REQUIRED if k not in info]
+    info = read_json_card(card, _DAMAGED, ModelDirError)
+    check_card(info, card, ModelDirError, FORMAT, (), "retrain it, or re-save it with the version that wrote it")
+    return check_card(info, card, ModelDirError, FORMAT, REQUIRED, "retrain it, or restore the file")
+
+
+def looks_like(path: Path) -> bool:
+    """Whether ``path`` holds this layout's two files (whatever their content)."""
+    return (path / CARD).is_file() and (path / WEIGHTS).is_file()
+
+
+def write(path: str | Path, weights: dict[str, dict[str, np.ndarray]], card: dict, facts: dict) -> None:
+    """Write the engine-neutral part of a model directory into the existing local directory ``path``: the
+    weights, the card (``card`` with this version's :data:`FORMAT`) and the human-readable ``card.toml``
+    (``facts``, :func:`cxrzoo.models.cards.trained_card`). The caller writes the rest and swaps the directory in
+    atomically (:mod:`cxrzoo.train.persist`)."""
+    missing = [k for k in REQUIRED if k not in card]
     if missing:
-        raise ModelDirError(f"{card} lacks {', '.join(missing)}: written by another version of cxrzoo or edited; "
-                            "retrain it, or restore the file")
-    return info
-
-
-def _parse(card: Path) -> dict:
-    """``card`` read as a JSON object (a damaged or binary file is a :class:`ModelDirError` naming it)."""
-    try:
-        info = json.loads(card.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise ModelDirError(f"{card} is not a JSON text file (binary content at byte {e.start}): {_DAMAGED}") from None
-    except json.JSONDecodeError as e:
-        raise ModelDirError(f"{card} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): "
-                            f"{_DAMAGED}") from None
-    if not isinstance(info, dict):
-        raise ModelDirError(f"{card} holds a JSON {type(info).__name__}, not the card's object: {_DAMAGED}")
-    return info
+        raise InputError(f"a model card needs {', '.join(missing)}")
+    save_weights(Path(path) / WEIGHTS, weights)
+    Path(path, CARD).write_text(json.dumps({"format": FORMAT, **card}, indent=1) + "\n")
+    Path(path, CARD_FILE).write_text(dump_toml(facts))
 
 
 def read_weights(model_dir: str | Path) -> dict[str, dict[str, np.ndarray]]:

@@ -19,12 +19,13 @@ import numpy as np
 from cxrzoo.models.registry import ModelConfig
 from cxrzoo.models.spec import NetSpec, param_shapes
 from cxrzoo.models.weights import load_state_dict
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 Weights = dict[str, dict[str, np.ndarray]]
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(InputError):
     """A checkpoint's tensors do not fit the network (every problem listed)."""
 
 

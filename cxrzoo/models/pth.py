@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from cxrzoo.errors import InputError
+
 _STORAGE_DTYPES = {
     "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "BFloat16Storage": "bf16",
     "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1",
@@ -44,11 +46,11 @@ OUTPUT_RATIO = 4  # tensors may materialise this many times the storage bytes (s
 SLACK = 1 << 20  # bytes always allowed on top of the ratios
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(InputError, pickle.UnpicklingError):
     """The checkpoint asks to load code other than tensors and dicts."""
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(InputError):
     """The file is not a checkpoint this reader understands, or it is malformed."""
 
 

@@ -10,6 +10,7 @@ from cxrzoo.models.spec import NetSpec
 
 from cxrzoo.models.cards import read_card
 from cxrzoo.normalization import CAFFE_MEAN, NORMALIZATIONS, UNIT_STD
+from cxrzoo.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ Builder = Callable[..., NetSpec]
 _REGISTRY: dict[str, tuple[ModelConfig, Builder]] = {}
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(InputError, KeyError):
     """A model name that is not registered."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
@@ -67,7 +68,7 @@ def register_model(name_or_config: str | ModelConfig) -> Callable[[Builder], Bui
 
     def deco(builder: Builder) -> Builder:
         if config.name in _REGISTRY:
-            raise ValueError(f"model {config.name!r} is already registered")
+            raise InputError(f"model {config.name!r} is already registered")
         _REGISTRY[config.name] = (config, builder)
         return builder
 
@@ -100,7 +101,7 @@ def create_spec(name: str, num_classes: int = len(LABELS), dropout: float = 0.2,
     config, builder = _lookup(name)
     spec = builder(num_classes=num_classes, dropout=dropout, input_size=input_size or config.input_size)
     if l2 < 0:
-        raise ValueError(f"l2 must be >= 0, got {l2}")
+        raise InputError(f"l2 must be >= 0, got {l2}")
     if l2 > 0:
         head = spec.output
         spec = replace(spec, nodes=spec.nodes[:-1] + (replace(head, attrs={**head.attrs, "l2": float(l2)}),))

@@ -18,6 +18,8 @@ from difflib import get_close_matches
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from cxrzoo.errors import InputError
+
 OPS = frozenset({"input", "conv", "bn", "relu", "relu6", "maxpool", "avgpool", "gap", "flatten", "dropout",
                  "linear", "add", "concat"})
 
@@ -41,7 +43,7 @@ class Node:
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
-            raise ValueError(f"node {self.name!r}: unknown op {self.op!r}; known ops: {sorted(OPS)}")
+            raise InputError(f"node {self.name!r}: unknown op {self.op!r}; known ops: {sorted(OPS)}")
         object.__setattr__(self, "attrs", MappingProxyType(dict(self.attrs)))
 
     def __reduce__(self):  # a mappingproxy does not pickle; specs travel to Spark's Python workers
@@ -91,11 +93,11 @@ class SpecBuilder:
     def add(self, name: str, op: str, inputs: tuple[str, ...] | None = None, **attrs: Any) -> str:
         """Add a node and return its name."""
         if name in self._names:
-            raise ValueError(f"duplicate node name {name!r}")
+            raise InputError(f"duplicate node name {name!r}")
         ins = inputs if inputs is not None else (self.last,)
         for i in ins:
             if i not in self._names:
-                raise ValueError(f"node {name!r}: unknown input {i!r}")
+                raise InputError(f"node {name!r}: unknown input {i!r}")
         self._nodes.append(Node(name, op, tuple(ins), attrs))
         self._names.add(name)
         return name
@@ -140,13 +142,13 @@ def spatial_sizes(spec: NetSpec) -> dict[str, int]:
             (kh, kw), (ph, pw), st = pair(a["k"]), pair(a.get("pad", 0)), a["stride"]
             s, sw = (s + 2 * ph - kh) // st + 1, (s + 2 * pw - kw) // st + 1
             if s != sw:
-                raise ValueError(f"node {n.name!r}: non-square output {s}x{sw}")
+                raise InputError(f"node {n.name!r}: non-square output {s}x{sw}")
         elif n.op in ("gap", "flatten", "linear"):
             s = 1
         elif n.op in ("add", "concat") and any(size[i] != s for i in n.inputs):
-            raise ValueError(f"node {n.name!r}: inputs of sizes {[size[i] for i in n.inputs]}")
+            raise InputError(f"node {n.name!r}: inputs of sizes {[size[i] for i in n.inputs]}")
         if s < 1:
-            raise ValueError(f"node {n.name!r}: input {spec.input_size}² is too small for this network")
+            raise InputError(f"node {n.name!r}: input {spec.input_size}² is too small for this network")
         size[n.name] = s
     return size
 
@@ -183,7 +185,7 @@ def count_params(spec: NetSpec) -> int:
     return total
 
 
-class UnknownLayerError(ValueError):
+class UnknownLayerError(InputError):
     """A layer name (e.g. ``freezeUpTo``) that the network does not have."""
 
 

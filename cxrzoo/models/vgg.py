@@ -4,6 +4,7 @@ from __future__ import annotations
 from cxrzoo.models.heads import seed_head
 from cxrzoo.models.registry import register_model
 from cxrzoo.models.spec import NetSpec, SpecBuilder, spatial_sizes
+from cxrzoo.errors import InputError
 
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
@@ -28,7 +29,7 @@ def vgg16(num_classes: int = 14, dropout: float = 0.2, input_size: int = 224) ->
         return seed_head(b, 512, num_classes, dropout)
     side = spatial_sizes(b.build())[b.last]
     if side != 7:
-        raise ValueError(f"VGG-16's ImageNet classifier needs 7x7 pool5 maps (224² input), got {side}x{side}")
+        raise InputError(f"VGG-16's ImageNet classifier needs 7x7 pool5 maps (224² input), got {side}x{side}")
     b.add("flatten", "flatten", channels=512 * 7 * 7)
     for j, (cin_, cout) in zip((0, 3, 6), [(25088, 4096), (4096, 4096), (4096, 1000)]):
         b.add(f"classifier.{j}", "linear", cin=cin_, cout=cout)

@@ -17,6 +17,7 @@ import numpy as np
 
 from cxrzoo.normalization import CAFFE_MEAN, UNIT_STD
 from cxrzoo.preprocess._augkernels import _augment
+from cxrzoo.errors import InputError
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 STREAM_FLIP, STREAM_BRIGHT_USE, STREAM_BRIGHT, STREAM_CROP_Y, STREAM_CROP_X, STREAM_CONTRAST = 1, 2, 3, 4, 5, 6
@@ -111,13 +112,13 @@ def apply_chain(images: np.ndarray, keys: list[str], cfg: ChainConfig, seed: int
     n, h, w = images.shape
     c = cfg.crop
     if h < c or w < c or h != w:
-        raise ValueError(f"images are {h}x{w}; need square images no smaller than the crop {c}")
+        raise InputError(f"images are {h}x{w}; need square images no smaller than the crop {c}")
     if len(keys) != n:
-        raise ValueError(f"{len(keys)} keys for {n} images")
+        raise InputError(f"{len(keys)} keys for {n} images")
     if out is None:
         out = np.empty((n, 3, c, c), np.float32)
     elif out.shape != (n, 3, c, c) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be C-contiguous float32 {(n, 3, c, c)}, got {out.dtype} {out.shape}")
+        raise InputError(f"out must be C-contiguous float32 {(n, 3, c, c)}, got {out.dtype} {out.shape}")
     p = row_params(keys, h, cfg, seed, epoch)
     mean = np.asarray(cfg.mean, np.float32)
     inv_std = (np.float32(1.0) / np.asarray(cfg.std, np.float32)).astype(np.float32)

@@ -11,8 +11,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from cxrzoo.errors import InputError
 
-class ImageSizeError(ValueError):
+
+class ImageSizeError(InputError):
     """A column does not hold square images of one size."""
 
 

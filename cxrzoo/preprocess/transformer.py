@@ -18,6 +18,7 @@ from cxrzoo.normalization import NORMALIZATIONS
 from cxrzoo.params import HasCropSize, HasNormalization
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain
 from cxrzoo.preprocess.sides import side_of
+from cxrzoo.errors import InputError
 
 
 class CXRPreprocessor(Transformer, HasInputCol, HasOutputCol, HasSeed, HasCropSize, HasNormalization,
@@ -86,7 +87,7 @@ class CXRPreprocessor(Transformer, HasInputCol, HasOutputCol, HasSeed, HasCropSi
         seed, epoch = self.getOrDefault(self.seed), self.getOrDefault(self.epoch)
         for col in (in_col, key_col):
             if col not in dataset.columns:
-                raise ValueError(f"CXRPreprocessor: input has no column {col!r}; columns: {dataset.columns}")
+                raise InputError(f"CXRPreprocessor: input has no column {col!r}; columns: {dataset.columns}")
         fields = [f for f in dataset.schema.fields if f.name != out_col]
         schema = T.StructType(fields + [T.StructField(out_col, T.ArrayType(T.FloatType(), False), True)])
         names = [f.name for f in fields]

@@ -19,6 +19,7 @@ from cxrzoo.localize import localization, read_boxes
 from cxrzoo.models.modeldir import read_card as read_model_card
 from cxrzoo.score import OpenVINOScorer, heatmaps_of, read_card
 from cxrzoo.targets import target_column
+from cxrzoo.errors import InputError
 
 log = logging.getLogger(__name__)
 GALLERY = 3  # highest-scoring true and false positives shown per label
@@ -117,7 +118,7 @@ def gather(spark, model_dir: str, data: str, boxes: str | None = None, image_sid
     unscored = undecoded + len(every) - len(rows)  # without an image, or the scorer could not score it
     warn_unscored(unscored, undecoded + len(every))
     if not rows:
-        raise ValueError(f"{data}: no image could be scored")
+        raise InputError(f"{data}: no image could be scored")
     index = [r.image_index for r in rows]
     y = np.array([r.target for r in rows], np.float64)  # NaN: unknown for that image
     p = np.array([r.probabilities for r in rows], np.float64)

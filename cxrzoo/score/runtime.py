@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -12,7 +11,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import openvino as ov
 
-from cxrzoo.irformat import CARD, XML
+from cxrzoo.models.irdir import CARD, XML, read_card
+from cxrzoo.models.irdir import FORMAT as IR_FORMAT, NotAnIRDirError  # noqa: F401 -- old paths
+from cxrzoo.errors import InputError, JobFailedError
 
 _CACHE: dict[tuple, tuple[tuple, "CompiledScorer"]] = {}  # (dir, precision, threads, heatmaps) -> (files, scorer)
 _LOCK = threading.Lock()
@@ -21,11 +22,7 @@ _LOCK = threading.Lock()
 atexit.register(_CACHE.clear)
 
 
-class NotAnIRDirError(ValueError):
-    """The directory is not an exported cxrzoo OpenVINO model."""
-
-
-class NoHeatmapsError(ValueError):
+class NoHeatmapsError(InputError):
     """Heatmaps were asked of an IR exported without them."""
 
 
@@ -49,7 +46,7 @@ class CompiledScorer:
 
     def _check(self, images: np.ndarray) -> None:
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (self.image_size,) * 2:
-            raise ValueError(f"expected (N, {self.image_size}, {self.image_size}) uint8, got "
+            raise InputError(f"expected (N, {self.image_size}, {self.image_size}) uint8, got "
                              f"{images.dtype} {images.shape}")
 
     @property
@@ -139,7 +136,7 @@ class CompiledScorer:
             return 2
 
 
-class InferenceFailedError(RuntimeError):
+class InferenceFailedError(JobFailedError):
     """An asynchronous infer request failed, or its result could not be read."""
 
 
@@ -203,52 +200,6 @@ dynamic batch, a compiled model whose zero-copy request ran at one batch size an
 others corrupts the process's heap (a stress of sync calls mixed with asynchronous streams, batch sizes 1-8,
 segfaulted or aborted in 6 runs of 6 within 300 rounds on OpenVINO 2026.4; copying the inputs, 0 of 6). Every
 inference here copies its inputs; the copy of a batch of uint8 images is small beside the inference."""
-
-IR_FORMAT = "cxrzoo-openvino/1"  # the card's "format": the layout this version writes and reads
-
-
-def read_card(ir_dir: str | Path) -> dict:
-    """The model card of an exported IR directory.
-
-    Raises
-    ------
-    NotAnIRDirError
-        When the directory lacks the IR or the card (naming a model directory of ``cxrzoo train`` for what it
-        is), or the card is not a JSON object, is of another format than :data:`IR_FORMAT` or lacks the labels
-        or the input shape; the message names the file and the fix.
-    """
-    d = Path(ir_dir)
-    if not (d / XML).exists() or not (d / CARD).exists():
-        from cxrzoo.models.modeldir import CARD as MODEL_CARD, WEIGHTS
-
-        trained = (d / MODEL_CARD).is_file() and (d / WEIGHTS).is_file()
-        if trained:
-            raise NotAnIRDirError(f"{d} is a model directory written by `cxrzoo train`, not an exported IR; export it "
-                                  f"first: `cxrzoo export --model {d} --out IR_DIR`")
-        raise NotAnIRDirError(f"{d} is not an exported cxrzoo IR (need {XML} and {CARD}); "
-                              "run `cxrzoo export --model MODEL_DIR --out IR_DIR`")
-    card = d / CARD
-    again = "re-export it with `cxrzoo export --model MODEL_DIR --out IR_DIR`"
-    try:
-        info = json.loads(card.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise NotAnIRDirError(f"{card} is not a JSON text file (binary content at byte {e.start}): the IR is "
-                              f"damaged; {again}") from None
-    except json.JSONDecodeError as e:
-        raise NotAnIRDirError(f"{card} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): the IR is "
-                              f"damaged; {again}") from None
-    if not isinstance(info, dict):
-        raise NotAnIRDirError(f"{card} holds a JSON {type(info).__name__}, not the card's object: the IR is damaged; "
-                              f"{again}")
-    if info.get("format") != IR_FORMAT:
-        raise NotAnIRDirError(f"{d} was written by another version of cxrzoo (format {info.get('format') or 'none'};"
-                              f" this version reads {IR_FORMAT}); {again}")
-    shape = info.get("input", {}).get("shape") if isinstance(info.get("input"), dict) else None
-    if "labels" not in info or not isinstance(shape, list) or len(shape) < 2:
-        raise NotAnIRDirError(f"{card} lacks the labels or the input shape: written by another version of cxrzoo "
-                              f"or edited; {again}")
-    return info
-
 
 def _outputs(model: ov.Model, heatmaps: bool, ir_dir: str | Path) -> ov.Model:
     """``model`` with only the outputs asked for (OpenVINO then leaves the heatmap branch out)."""

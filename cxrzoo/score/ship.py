@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cxrzoo.atomic import replace
-from cxrzoo.irformat import CARD, XML
+from cxrzoo.models.irdir import CARD, XML
 from cxrzoo.score.runtime import _files_signature
 
 log = logging.getLogger(__name__)

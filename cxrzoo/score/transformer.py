@@ -24,6 +24,7 @@ from cxrzoo.arrowutil import rows_to_list_array
 from cxrzoo.atomic import resolve_local
 from cxrzoo.score.runtime import load_scorer, read_card
 from cxrzoo.score.ship import executor_ir_dir, ship_ir
+from cxrzoo.errors import InputError
 
 
 def _voi(value) -> str:
@@ -31,7 +32,7 @@ def _voi(value) -> str:
 
     v = TypeConverters.toString(value)
     if v not in VOI_MODES:
-        raise ValueError(f"voi must be one of {VOI_MODES}, got {v!r}")
+        raise InputError(f"voi must be one of {VOI_MODES}, got {v!r}")
     return v
 
 
@@ -183,7 +184,7 @@ class OpenVINOScorer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadab
             raise NoHeatmapsError(f"{ir_dir} was exported without heatmaps; re-export it with `cxrzoo export`")
         decode = g(self.decode)
         if in_col not in dataset.columns and not (decode and "path" in dataset.columns):
-            raise ValueError(f"OpenVINOScorer: no column {in_col!r} (and no 'path' to read files from with "
+            raise InputError(f"OpenVINOScorer: no column {in_col!r} (and no 'path' to read files from with "
                              f"decode=True); columns: {dataset.columns}")
         drop = {out_col, err_col, f_col, h_col}
         drop |= {in_col, "content", "modificationTime", "length"} if decode else set()
@@ -293,5 +294,5 @@ def heatmaps_of(cell: bytes, card: dict) -> np.ndarray:
     shape = tuple(card["heatmaps"]["shape"][1:])
     arr = np.frombuffer(cell, "<f2")
     if arr.size != int(np.prod(shape)):
-        raise ValueError(f"a heatmaps cell of {arr.size} values does not fit the card's shape {shape}")
+        raise InputError(f"a heatmaps cell of {arr.size} values does not fit the card's shape {shape}")
     return arr.reshape(shape)

@@ -18,6 +18,7 @@ from importlib import resources
 import numpy as np
 
 from cxrzoo.labels import NO_FINDING
+from cxrzoo.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def sample_cohort(n: int, seed: int, persistence: float = 0.5) -> list[Study]:
         In file-name order (patient, then follow-up).
     """
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise InputError(f"n must be >= 1, got {n}")
     stats = nih_stats()
     rng = np.random.default_rng([seed, 0x5EED])
     combos, p_combo = _probabilities(stats["combos"])

@@ -32,6 +32,7 @@ from cxrzoo.ingest.sources_csv import (CHEXPERT_HEADER, MIMIC_LABELS_HEADER, MIM
                                        MIMIC_SPLIT_HEADER)
 from cxrzoo.synth.cohort import Study, sample_cohort, split_patients
 from cxrzoo.synth.phantom import render
+from cxrzoo.errors import JobFailedError
 
 FORMATS = ("nih", "chexpert", "mimic")
 NIH_TO_CHEXPERT = {"Atelectasis": "Atelectasis", "Cardiomegaly": "Cardiomegaly", "Effusion": "Pleural Effusion",
@@ -57,7 +58,7 @@ def _write_jpeg(args: tuple[str, str, int, int, str]) -> None:
     if not p.exists():
         ok, buf = cv2.imencode(".jpg", render(findings, size, seed, view), [cv2.IMWRITE_JPEG_QUALITY, 95])
         if not ok:
-            raise OSError(f"OpenCV could not encode {p}")
+            raise JobFailedError(f"OpenCV could not encode {p}")
         write_bytes(p, buf.tobytes())
 
 

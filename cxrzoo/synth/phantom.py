@@ -14,6 +14,7 @@ import numpy as np
 
 from cxrzoo.synth.draw import Anatomy, Box, _add_drawing, _ellipse, _ellipse_box, _pt
 from cxrzoo.synth.signs import GEOMETRY, SIGNS
+from cxrzoo.errors import InputError
 
 WORK = 512  # drawing resolution; larger outputs are upscaled
 
@@ -112,7 +113,7 @@ def render_with_boxes(findings: str, size: int, seed: int, view: str = "PA"
         (Edema, Emphysema, Fibrosis, Pleural_Thickening) have none, as in NIH's box list.
     """
     if size < 16:
-        raise ValueError(f"size must be >= 16, got {size}")
+        raise InputError(f"size must be >= 16, got {size}")
     rng = np.random.default_rng(seed)
     names = [n for n in findings.split("|") if n in SIGNS or n in GEOMETRY]
     strength = {n: float(rng.uniform(0.5, 1.0)) for n in names}

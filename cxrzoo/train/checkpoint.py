@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 from cxrzoo.atomic import fetch_local_dir, filesystem, join, replace_with_local_dir
+from cxrzoo.errors import InputError, PathNotFoundError
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^epoch-(\d{4,})$")
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(InputError):
     """The checkpoint directory holds a different run (another model or input size)."""
 
 
@@ -93,7 +94,7 @@ class CheckpointDir:
         """A local copy of checkpoint ``epoch-<epochs_done>`` (removed by :meth:`release`)."""
         target = join(self.path, f"epoch-{epochs_done:04d}")
         if not self._fs().exists(join(target, "state.json")):
-            raise FileNotFoundError(f"{target} is missing or incomplete")
+            raise PathNotFoundError(f"{target} is missing or incomplete")
         local, release = fetch_local_dir(target, _spark_context())
         self._fetched.append(release)
         return local

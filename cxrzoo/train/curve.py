@@ -6,6 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cxrzoo.errors import JobFailedError
+
 _W, _H, _M = 720, 400, 60  # canvas and margin, pixels
 _LOSS, _AUC, _INK = (200, 80, 30), (40, 140, 40), (60, 60, 60)  # BGR
 
@@ -43,5 +45,5 @@ def write_learning_curve(history: list[dict], path: str | Path) -> Path | None:
     cv2.putText(img, f"epoch 1 .. {n}", (_W // 2 - 40, _H - _M + 30), font, 0.5, _INK, 1, cv2.LINE_AA)
     out = Path(path)
     if not cv2.imwrite(str(out), img):
-        raise OSError(f"could not write {out}")
+        raise JobFailedError(f"could not write {out}")
     return out

@@ -31,6 +31,7 @@ from cxrzoo.train.selection import HasModelSelection
 from cxrzoo.labels import LABELS
 from cxrzoo.targets import MASK_COL, target_column
 from cxrzoo.train.weighting import loss_terms
+from cxrzoo.errors import InputError, JobFailedError
 
 log = logging.getLogger(__name__)
 TARGET = "_cxrzoo_target"  # the training target: the model's labels, NaN where unknown (cxrzoo.targets)
@@ -153,7 +154,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         self.lr_schedule(self.getLearningRate(), self.getEpochs())
         g = self.getOrDefault
         if g(self.optimizer) == "sgd" and g(self.nesterov) and g(self.momentum) <= 0:
-            raise ValueError("nesterov=True needs momentum > 0; set nesterov=False for plain SGD")
+            raise InputError("nesterov=True needs momentum > 0; set nesterov=False for plain SGD")
         if self.getFreezeUpTo():  # an unknown layer, refused now rather than once the network is built
             layers_up_to(create_spec(self.getModelName(), num_classes=len(self.getLabels())), self.getFreezeUpTo())
 
@@ -163,7 +164,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         self._check()
         g = self.getOrDefault
         if g(self.lrSchedule) == "plateau" and g(self.plateauMonitor) == "val_loss" and not validation:
-            raise ValueError("plateauMonitor='val_loss' needs a validation set: give one (setValidation(df); "
+            raise InputError("plateauMonitor='val_loss' needs a validation set: give one (setValidation(df); "
                              "cxrzoo train --validation VAL.parquet) or monitor the training loss "
                              "(plateauMonitor='loss'; --plateau-monitor loss)")
 
@@ -221,7 +222,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         images = dataset.where(F.col(icol).isNotNull()).select(kcol, icol, lcol)
         side = image_side(images, icol)
         if side < prep.getCropSize():
-            raise ValueError(f"{icol!r} holds {side}² images, smaller than the crop {prep.getCropSize()}; ingest "
+            raise InputError(f"{icol!r} holds {side}² images, smaller than the crop {prep.getCropSize()}; ingest "
                              f"with --size >= {prep.getCropSize()} or crop smaller")
         cached = not images.is_cached
         if cached:
@@ -330,7 +331,7 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
 def _require(df: DataFrame, cols: list[str]) -> None:
     for col in cols:
         if col not in df.columns:
-            raise ValueError(f"CXREstimator: input has no column {col!r}; columns: {df.columns}")
+            raise InputError(f"CXREstimator: input has no column {col!r}; columns: {df.columns}")
 
 
 class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
@@ -344,7 +345,7 @@ class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         if self.net is None or self.spec is None or self.backend is None:
-            raise RuntimeError("CXRModel has no trained network; fit a CXREstimator or CXRModel.load(path)")
+            raise JobFailedError("CXRModel has no trained network; fit a CXREstimator or CXRModel.load(path)")
         fcol = self.getFeaturesCol()
         prep = self.getPreprocessor()
         added = fcol not in dataset.columns and prep is not None

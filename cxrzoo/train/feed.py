@@ -18,6 +18,7 @@ from cxrzoo.arrowutil import binary_rows, float_rows
 from cxrzoo.engine.base import EpochData
 from cxrzoo.preprocess.chain import ChainConfig, apply_chain
 from cxrzoo.preprocess.sides import side_of
+from cxrzoo.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ImageDecoder:
             return np.zeros((0, 3, c, c), np.float32), np.zeros((0, 0), np.float32)
         side = side_of(flat.shape[1])
         if side is None:
-            raise ValueError(f"image {keys[0]!r}: {flat.shape[1]} bytes is not a square gray image")
+            raise InputError(f"image {keys[0]!r}: {flat.shape[1]} bytes is not a square gray image")
         x = apply_chain(flat.reshape(len(keys), side, side), keys, self.cfg, self.seed, self.epoch)
         return x, float_rows(batch.column(2), None, "labels")
 

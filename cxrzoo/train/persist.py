@@ -7,17 +7,17 @@ half-written model; a non-local target (``hdfs://``, ``s3a://``) is built locall
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, MLWriter
 
 from cxrzoo.atomic import fetch_local_dir, local_path, replace_with_local_dir
 from cxrzoo.engine.base import EngineUnavailableError, engine_names, get_engine
-from cxrzoo.models.cards import CARD_FILE, dump_toml, trained_card
-from cxrzoo.models.modeldir import CARD, FORMAT, WEIGHTS, ModelDirError, read_card
+from cxrzoo.errors import PathExistsError
+from cxrzoo.models import modeldir
+from cxrzoo.models.cards import trained_card
+from cxrzoo.models.modeldir import ModelDirError, read_card
 from cxrzoo.models.spec import count_params
-from cxrzoo.models.weights import save_weights
 
 
 class CXRModelWriter(MLWriter):
@@ -34,7 +34,7 @@ class CXRModelWriter(MLWriter):
             self.sc._jvm.org.apache.hadoop.fs.Path(path).getFileSystem(self.sc._jsc.hadoopConfiguration()).exists(
                 self.sc._jvm.org.apache.hadoop.fs.Path(path))
         if exists and not self.shouldOverwrite:
-            raise FileExistsError(f"{path} exists; use model.write().overwrite().save(path)")
+            raise PathExistsError(f"{path} exists; use model.write().overwrite().save(path)")
         replace_with_local_dir(path, lambda tmp: self.saveImpl(str(tmp)), self.sc)
 
     def saveImpl(self, path: str) -> None:
@@ -47,17 +47,15 @@ class CXRModelWriter(MLWriter):
         Path(path, "metadata", "part-00000").write_text(meta + "\n")
         artifact = m.backend.artifact_name
         m.backend.save(m.net, str(Path(path) / artifact))
-        save_weights(Path(path) / WEIGHTS, m.weights())
-        card = {"format": FORMAT, "model": m.getModelName(), "input_size": m.spec.input_size,
+        card = {"model": m.getModelName(), "input_size": m.spec.input_size,
                 "channels": m.spec.in_channels, "labels": m.getLabels(), "engine": m.backend.name,
                 "engine_artifact": artifact, "dropout": m.getDropout(), "image_size": m.getImageSize(),
                 "normalization": m.getNormalization(), "history": getattr(m, "history", []),
                 "thresholds": getattr(m, "thresholds", {})}
-        Path(path, CARD).write_text(json.dumps(card, indent=1) + "\n")
         facts = trained_card(m.getModelName(), m.spec.input_size, m.getNormalization(), m.getImageSize(),
                              count_params(m.spec), engine=m.backend.name, pretrained=m.getPretrained(),
                              metrics={"validation": {"mean_auc": _best_val(card["history"])}})
-        Path(path, CARD_FILE).write_text(dump_toml(facts))
+        modeldir.write(path, m.weights(), card, facts)
         from cxrzoo.train.curve import write_learning_curve
 
         write_learning_curve(card["history"], Path(path, "learning_curve.png"))

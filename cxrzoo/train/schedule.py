@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from cxrzoo.errors import InputError
+
 KINDS = ("constant", "plateau", "cosine")
 MONITORS = ("loss", "val_loss")
 
@@ -54,13 +56,13 @@ class LRSchedule:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"lrSchedule must be one of {KINDS}, got {self.kind!r}")
+            raise InputError(f"lrSchedule must be one of {KINDS}, got {self.kind!r}")
         if self.monitor not in MONITORS:
-            raise ValueError(f"plateauMonitor must be one of {MONITORS}, got {self.monitor!r}")
+            raise InputError(f"plateauMonitor must be one of {MONITORS}, got {self.monitor!r}")
         if not 0.0 < self.factor < 1.0:
-            raise ValueError(f"plateauFactor must be in (0, 1), got {self.factor}")
+            raise InputError(f"plateauFactor must be in (0, 1), got {self.factor}")
         if self.peak <= 0 or self.warmup_epochs < 0 or self.patience < 0:
-            raise ValueError("learningRate must be > 0, warmupEpochs and plateauPatience >= 0")
+            raise InputError("learningRate must be > 0, warmupEpochs and plateauPatience >= 0")
 
     def rate(self, epoch: int) -> float:
         """Learning rate of ``epoch`` (counted from 0)."""
@@ -81,7 +83,7 @@ class LRSchedule:
             return
         value = metrics.get(self.monitor)
         if value is None:
-            raise ValueError(f"the plateau schedule monitors {self.monitor!r} but epoch {epoch + 1} has none "
+            raise InputError(f"the plateau schedule monitors {self.monitor!r} but epoch {epoch + 1} has none "
                              "(val_loss needs a validation set: setValidation(df) / --validation)")
         s = self.state
         if s["rate"] is None:

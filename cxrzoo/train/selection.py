@@ -5,12 +5,13 @@ from pyspark.ml.param import Param, Params, TypeConverters
 
 from cxrzoo.params import _one_of
 from cxrzoo.thresholds import METHODS
+from cxrzoo.errors import InputError
 
 
 def _sensitivity(value: object) -> float:
     v = TypeConverters.toFloat(value)
     if not 0.0 < v <= 1.0:
-        raise ValueError(f"targetSensitivity must be in (0, 1], got {value!r}")
+        raise InputError(f"targetSensitivity must be in (0, 1], got {value!r}")
     return v
 
 

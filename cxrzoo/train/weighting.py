@@ -12,6 +12,8 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from cxrzoo.errors import InputError
+
 log = logging.getLogger(__name__)
 
 WEIGHTINGS = ("none", "chexnet")
@@ -34,12 +36,12 @@ def chexnet_weights(positives: np.ndarray, total) -> tuple[np.ndarray, np.ndarra
     """
     pos = np.asarray(positives, np.float64)
     if pos.ndim != 1:
-        raise ValueError(f"positive counts must be a vector, got {positives!r}")
+        raise InputError(f"positive counts must be a vector, got {positives!r}")
     tot = np.broadcast_to(np.asarray(total, np.float64), pos.shape)
     if (tot <= 0).all():
-        raise ValueError("class weights need a non-empty training set")
+        raise InputError("class weights need a non-empty training set")
     if (pos < 0).any() or (pos > tot).any():
-        raise ValueError(f"positive counts must be a vector in [0, {total}], got {positives!r}")
+        raise InputError(f"positive counts must be a vector in [0, {total}], got {positives!r}")
     safe = np.where(tot > 0, tot, 1.0)  # a label known for no image: any weight, the loss never uses it
     return (np.where(tot > 0, (tot - pos) / safe, 1.0).astype(np.float32),
             np.where(tot > 0, pos / safe, 0.0).astype(np.float32))
@@ -61,7 +63,7 @@ def label_counts(df: DataFrame, label_col: str, num_classes: int) -> tuple[np.nd
 def class_weights(positives: np.ndarray, known: np.ndarray, weighting: str) -> tuple | None:
     """The loss weights ``weighting`` asks for, from :func:`label_counts`, or None for 'none'."""
     if weighting not in WEIGHTINGS:
-        raise ValueError(f"classWeighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        raise InputError(f"classWeighting must be one of {WEIGHTINGS}, got {weighting!r}")
     if weighting == "none":
         return None
     w_pos, w_neg = chexnet_weights(positives, known)
@@ -82,7 +84,7 @@ def loss_terms(df: DataFrame, target_col: str, labels, weighting: str, engine: s
                     "untrained; leave it out with labels=[...]", ", ".join(never))
     unknown = {name: n - int(k) for name, k in zip(labels, known) if k < n}
     if unknown and not masks_loss:
-        raise ValueError(f"the {engine!r} engine's loss cannot skip unknown labels, and the training data has some "
+        raise InputError(f"the {engine!r} engine's loss cannot skip unknown labels, and the training data has some "
                          f"(label_mask 0, e.g. {dict(list(unknown.items())[:3])} images); use another engine, or "
                          "a policy other than 'ignore' and labels every row states")
     if unknown:
