@@ -16,16 +16,15 @@ log = logging.getLogger("cxrzoo")
 
 
 def _engine_options(args: argparse.Namespace, engine: str | None) -> dict:
-    """The engine's own options from the command line (BigDL: --bigdl-engine-type; torch: --precision, ...)."""
-    if engine == "auto":
-        from cxrzoo.engine.base import resolve_engine
+    """The engine's own options given on the command line (its rows' flags), by the engine's keywords."""
+    from cxrzoo.engine.base import engine_class, engine_option_rows, resolve_engine
 
-        engine = resolve_engine(engine)
-    if engine == "bigdl" and hasattr(args, "bigdl_engine_type"):
-        return {"engine_type": args.bigdl_engine_type}
-    if engine == "torch" and hasattr(args, "torch_workers"):
-        return {"precision": args.train_precision, "compile": args.torch_compile, "workers": args.torch_workers}
-    return {}
+    if engine is None:
+        return {}
+    dest = {o.name: o.dest for o in engine_option_rows()}
+    cls = engine_class(resolve_engine(engine))
+    return {kw: getattr(args, dest[param]) for kw, param in cls.option_params().items()
+            if getattr(args, dest[param], None) is not None}
 
 
 def _spark(args: argparse.Namespace, engine: str | None = None):
@@ -116,33 +115,22 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from cxrzoo import jobs
     from cxrzoo.cli_inputs import check_inputs
+    from cxrzoo.cli_parser import option_values
     from cxrzoo.progress import EpochProgress
-
-    params = dict(modelName=args.model, epochs=args.epochs, batchSize=args.batch_size, learningRate=args.lr,
-                  optimizer=args.optimizer, momentum=args.momentum, nesterov=not args.no_nesterov,
-                  lrSchedule=args.schedule, warmupEpochs=args.warmup_epochs, warmupStartLR=args.warmup_start_lr,
-                  plateauMonitor=args.plateau_monitor, plateauFactor=args.plateau_factor,
-                  plateauPatience=args.plateau_patience, plateauEpsilon=args.plateau_epsilon, minLR=args.min_lr,
-                  classWeighting=args.class_weights, dropout=args.dropout, l2=args.l2,
-                  normalization=args.normalization, seed=args.seed, pretrained=args.pretrained or "",
-                  freezeEpochs=args.freeze_epochs, freezeUpTo=args.freeze_up_to or "", engine=args.engine,
-                  bigdlEngineType=args.bigdl_engine_type, precision=args.train_precision,
-                  torchCompile=args.torch_compile, torchWorkers=args.torch_workers,
-                  checkpointDir=args.checkpoint_dir or "", checkpointInterval=args.checkpoint_interval,
-                  summaryDir=args.summary_dir or "", allowPatientOverlap=args.allow_patient_overlap,
-                  keepBest=not args.keep_last, thresholdMethod=args.threshold_method,
-                  targetSensitivity=args.target_sensitivity)
-    if args.labels:
-        params["labels"] = args.labels  # checked and split by the parser (cli_parser.label_list)
     from cxrzoo.train import CXREstimator
+    from cxrzoo.train.options import training_options
+
+    params = {**option_values(args, training_options()), "normalization": args.normalization}
 
     # refuse a plan that cannot finish before Spark starts (e.g. --plateau-monitor val_loss without --validation),
     # then input paths that cannot be read
-    CXREstimator(**{k: v for k, v in params.items() if v is not None}).check_plan(bool(args.validation))
+    est = CXREstimator(**{k: v for k, v in params.items() if v is not None})
+    est.check_plan(bool(args.validation))
     check_inputs(args)
-    progress = EpochProgress(args.epochs).attached() if not args.no_progress else contextlib.nullcontext()
+    progress = EpochProgress(est.getEpochs()).attached() if not args.no_progress else contextlib.nullcontext()
     with progress:
-        jobs.train(_spark(args), args.data, args.out, validation=args.validation, crop=args.crop, **params)
+        jobs.train(_spark(args, est.getEngine()), args.data, args.out, validation=args.validation, crop=args.crop,
+                   **params)
     log.info("model saved to %s", args.out)
 
 

@@ -50,111 +50,82 @@ def master_url(text: str) -> str:
     return text.strip()
 
 
-def label_list(text: str) -> list[str]:
-    """An argparse ``type``: comma-separated harmonised label names (each known, none twice)."""
-    from cxrzoo.labels import UnknownLabelError, label_indices
-
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    try:
-        label_indices(names)
-    except UnknownLabelError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return names
-
-
 def _add_train(sub) -> None:
-    from cxrzoo.models import list_models
+    from cxrzoo.train.options import training_options
 
     p = sub.add_parser("train", help="train a model on ingested Parquet (rerun after a kill resumes)",
                        description="Distributed synchronous SGD over the Spark cluster, augmenting "
                        "afresh every epoch. The seed's recipe: --backbone resnet50 --batch-size 1024 --epochs 15 "
                        "--lr 1e-4 --schedule plateau --warmup-epochs 5. CheXNet's: --backbone densenet121 --lr 1e-3 "
-                       "--schedule plateau --plateau-monitor val_loss --class-weights chexnet --validation VAL.")
+                       "--schedule plateau --plateau-monitor val_loss --class-weights chexnet --validation VAL. "
+                       "The training options are the Params of cxrzoo.CXREstimator (explainParams() lists the same).")
     p.add_argument("--data", required=True, help="ingested Parquet (training split)")
     p.add_argument("--out", required=True, help="model directory to write (atomically)")
     p.add_argument("--validation", default=None,
                    help="ingested Parquet scored after every epoch (validation AUC and loss); other patients only")
-    p.add_argument("--model", "--backbone", dest="model", default="tiny", choices=list_models(),
-                   help="network from the registry (default: tiny)")
-    p.add_argument("--pretrained", default=None,
-                   help="torchvision-layout ImageNet checkpoint (.pth/.safetensors) to fine-tune from")
-    p.add_argument("--freeze-epochs", type=non_negative_int, default=0,
-                   help="epochs during which only the new head trains (default: 0)")
-    p.add_argument("--freeze-up-to", default=None,
-                   help="with --freeze-epochs: freeze from the input up to this layer (default: the whole backbone)")
-    p.add_argument("--epochs", type=positive_int, default=10, help="epochs (default: 10)")
-    p.add_argument("--batch-size", type=positive_int, default=32,
-                   help="global batch size, a multiple of the total executor cores (default: 32)")
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="optimizer (default: adam)")
-    p.add_argument("--momentum", type=float, default=0.9, help="sgd momentum (default: 0.9)")
-    p.add_argument("--no-nesterov", action="store_true", help="sgd without Nesterov momentum")
-    p.add_argument("--lr", type=positive_float, default=1e-3,
-                   help="base (peak) learning rate, reached after the warmup (default: 1e-3)")
-    p.add_argument("--schedule", default="constant", choices=["constant", "plateau", "cosine"],
-                   help="learning rate after the warmup: constant, reduce on plateau, or cosine decay to "
-                        "--min-lr by the last epoch (default: constant)")
-    p.add_argument("--warmup-epochs", type=non_negative_int, default=0,
-                   help="epochs of linear warmup from --warmup-start-lr to --lr (default: 0; the seed: 5)")
-    p.add_argument("--warmup-start-lr", type=float, default=1e-7, help="first warmup epoch's rate (default: 1e-7)")
-    p.add_argument("--plateau-monitor", default="loss", choices=["loss", "val_loss"],
-                   help="plateau watches the training loss or the validation loss (needs --validation) "
-                        "(default: loss)")
-    p.add_argument("--plateau-factor", type=float, default=0.1, help="plateau's rate multiplier (default: 0.1)")
-    p.add_argument("--plateau-patience", type=non_negative_int, default=1,
-                   help="epochs without improvement before the plateau reduces the rate (default: 1)")
-    p.add_argument("--plateau-epsilon", type=float, default=0.01,
-                   help="smallest loss decrease that counts as improvement (default: 0.01)")
-    p.add_argument("--min-lr", type=float, default=1e-15, help="floor of plateau / end of cosine (default: 1e-15)")
-    p.add_argument("--class-weights", default="none", choices=["none", "chexnet"],
-                   help="chexnet: weight each class's positives by N/(P+N) and negatives by P/(P+N) (default: none)")
-    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier (default: 0.2)")
-    p.add_argument("--l2", type=float, default=0.0, help="L2 on the classifier's weight and bias (default: 0)")
-    _add_engine(p)
     p.add_argument("--normalization", default=None, choices=["caffe", "imagenet"],
-                   help="channel normalization (default: the model's: imagenet for the torchvision backbones, "
-                        "caffe - the seed's mean subtraction - for tiny)")
+                   help="preprocessing: channel normalization (default: the model's: imagenet for the torchvision "
+                        "backbones, caffe - the seed's mean subtraction - for tiny)")
     p.add_argument("--crop", type=positive_int, default=224,
-                   help="center/random crop fed to the network (default: 224)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="checkpoints (weights, optimizer state, schedule, epoch); rerunning the same command "
-                        "resumes from the newest (default: OUT.ckpt, removed after the model is saved)")
-    p.add_argument("--checkpoint-interval", type=positive_int, default=1,
-                   help="epochs between checkpoints (default: 1)")
-    p.add_argument("--summary-dir", default=None,
-                   help="Train/Validation summaries; view with `tensorboard --logdir DIR` (default: none)")
-    p.add_argument("--keep-last", action="store_true",
-                   help="keep the last epoch's weights (default: with --validation, the epoch of the best validation "
-                        "mean AUC)")
-    p.add_argument("--labels", type=label_list, default=None,
-                   help="comma-separated labels to train, from the harmonised ones (NIH's 14, then Enlarged "
-                   "Cardiomediastinum, Lung Opacity, Lung Lesion, Pleural Other, Fracture, Support Devices) "
-                   "(default: NIH's 14)")
-    p.add_argument("--threshold-method", default="youden", choices=["youden", "sensitivity"],
-                   help="per-label operating threshold chosen on --validation: youden (max sensitivity + "
-                        "specificity - 1) or sensitivity (reach --target-sensitivity) (default: youden)")
-    p.add_argument("--target-sensitivity", type=float, default=0.9,
-                   help="with --threshold-method sensitivity (default: 0.9)")
-    p.add_argument("--allow-patient-overlap", action="store_true",
-                   help="accept a --validation set sharing patients with --data (inflates AUC)")
+                   help="preprocessing: center/random crop fed to the network (default: 224)")
+    add_options(p, training_options())
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     _add_master(p)
 
 
-def _add_engine(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
-    from cxrzoo.engine.base import engine_names
+def shown_default(value) -> str:
+    """A default as ``--help`` and :func:`cxrzoo.train.options` documentation show it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "none" if value == "" else str(value)
 
-    p.add_argument("--engine", default=default, choices=engine_names() + ["auto"],
-                   help="training engine; auto: bigdl where it is installed, else torch "
-                        f"(default: {default or 'none'})")
-    p.add_argument("--bigdl-engine-type", default="mkldnn", choices=["mkldnn", "mklblas"],
-                   help="BigDL's compute engine, a JVM-wide setting (default: mkldnn, on which every backbone "
-                        "trains; mklblas exhausts the heap on ResNet-50 and DenseNet-121)")
-    p.add_argument("--precision", dest="train_precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="torch engine: bf16 autocast or fp32; auto: bf16 where the CPU has AMX or AVX512_BF16")
-    p.add_argument("--torch-compile", action="store_true", help="torch engine: torch.compile the network")
-    p.add_argument("--torch-workers", default="per_core", choices=["per_core", "per_executor"],
-                   help="torch engine: one DDP process per executor core (default) or per executor")
+
+def _reader(opt) -> Callable[[str], object]:
+    """An argparse ``type``: the flag's text read as ``opt.kind``, then checked by the option's converter."""
+    def read(text: str):
+        try:
+            value = text if opt.kind in (str, list) else opt.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {opt.kind.__name__} value: {text!r}") from None
+        try:
+            return opt.convert(value)
+        except (ValueError, TypeError) as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    read.__name__ = opt.kind.__name__
+    return read
+
+
+def add_options(p: argparse.ArgumentParser, options) -> None:
+    """One flag per option row that has one (:class:`cxrzoo.params.Option`): its help is the row's doc and
+    default; an option not given stays None, so the Param's own default applies."""
+    for opt in options:
+        if opt.flag is None:
+            continue
+        text = f"{opt.doc} (default: {shown_default(opt.default)})"
+        if opt.kind is bool:  # a switch to the other value
+            p.add_argument(opt.flag, *opt.aliases, dest=opt.dest, action="store_const", const=not opt.default,
+                           default=None, help=text)
+            continue
+        choices = opt.choices() if callable(opt.choices) else opt.choices
+        p.add_argument(opt.flag, *opt.aliases, dest=opt.dest, default=None, type=_reader(opt), choices=choices,
+                       metavar=None if choices else opt.flag.lstrip("-").upper().replace("-", "_"), help=text)
+
+
+def option_values(args: argparse.Namespace, options) -> dict:
+    """The options given on the command line, by Param name."""
+    return {o.name: getattr(args, o.dest) for o in options if o.flag and getattr(args, o.dest, None) is not None}
+
+
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    """``--engine`` (none by default) and each engine's own options, from their rows."""
+    from cxrzoo.engine.base import engine_names, engine_option_rows
+
+    p.add_argument("--engine", default=None, choices=engine_names() + ["auto"],
+                   help="training engine; auto: bigdl where it is installed, else torch (default: none)")
+    add_options(p, engine_option_rows())
 
 
 def _add_master(p: argparse.ArgumentParser) -> None:
@@ -260,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("spark-conf", help="print the Spark settings cxrzoo needs, as spark-submit flags",
                        description="The settings to start a SparkSession (spark-submit, pyspark, a notebook) "
                        "with, so that `import cxrzoo` can run on it; cxrzoo.spark_conf() returns them as a dict.")
-    _add_engine(p, default=None)
+    _add_engine(p)
     p.add_argument("--json", action="store_true", help="print a JSON object instead of flags")
     p.add_argument("--archive", default=None, help="an environment archive from `cxrzoo pack`: executors run its "
                    "Python (spark.archives, spark.pyspark.python) and an engine's jars come from it")

@@ -1,9 +1,14 @@
-"""Params mixins shared by cxrzoo's stages, one per concept, as ``pyspark.ml.param.shared`` does."""
+"""Params shared by cxrzoo's stages, as ``pyspark.ml.param.shared`` writes them: the preprocessing mixins, and
+:class:`Option` / :func:`options_mixin`, which make the training options' Params from their table
+(:mod:`cxrzoo.train.options`)."""
 from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from pyspark.ml.param import Param, Params, TypeConverters
 
-from cxrzoo.labels import LABELS, label_indices
 from cxrzoo.normalization import CAFFE_MEAN, NORMALIZATIONS
 from cxrzoo.errors import InputError
 
@@ -84,232 +89,87 @@ class HasNormalization(Params):
         return self._set(normalization=value)
 
 
-class HasModelName(Params):
-    """Mixin for param modelName: a name in the model registry."""
+@dataclass(frozen=True)
+class Option:
+    """One option, declared once: it becomes a Param with its getter and setter (:func:`options_mixin`), a keyword
+    of the constructor of the classes that carry it, and (with a ``flag``) a command-line option.
 
-    modelName = Param(Params._dummy(), "modelName", "network to train, a name from cxrzoo.models.list_models()",
-                      typeConverter=TypeConverters.toString)
+    Attributes
+    ----------
+    name : str
+        The Param's name (``batchSize``); the getter and setter are ``getBatchSize`` / ``setBatchSize``.
+    default
+        The Param's default, also the command line's (which passes only what is given).
+    doc : str
+        The Param's doc, also the ``--help`` text.
+    convert : callable
+        The Param's type converter, which also checks the value (raising :class:`~cxrzoo.errors.InputError`).
+    flag : str, optional
+        The command-line option (``--batch-size``); None: the Python API only.
+    aliases : tuple of str
+        More names of the flag (``--backbone`` for ``--model``).
+    choices : tuple or callable, optional
+        The values ``--help`` offers (a callable is asked when the parser is built).
+    kind : type
+        What the flag's text is read as first: ``str``, ``int``, ``float``, ``bool`` (a switch that sets the
+        opposite of the default) or ``list`` (comma-separated).
+    owner : str
+        ``train``, or the engine that reads the option (its rows live in that engine's package).
+    """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._setDefault(modelName="tiny")
+    name: str
+    default: Any
+    doc: str
+    convert: Callable[[Any], Any]
+    flag: str | None = None
+    aliases: tuple[str, ...] = ()
+    choices: tuple | Callable[[], list] | None = None
+    kind: type = str
+    owner: str = "train"
 
-    def getModelName(self) -> str:
-        """Gets the value of modelName or its default value."""
-        return self.getOrDefault(self.modelName)
-
-    def setModelName(self, value: str) -> "Params":
-        """Sets the value of :py:attr:`modelName`."""
-        return self._set(modelName=value)
-
-
-def _label_names(value) -> list[str]:
-    names = TypeConverters.toListString(value.split(",") if isinstance(value, str) else value)
-    names = [n.strip() for n in names]
-    label_indices(names)  # an unknown or repeated label fails here, naming the harmonised ones
-    return names
-
-
-class HasTargetLabels(Params):
-    """Mixin for param labels: the harmonised labels (cxrzoo.labels.ALL_LABELS) a model is trained to predict."""
-
-    labels = Param(Params._dummy(), "labels", "the labels trained, in output order: names from "
-                   "cxrzoo.labels.ALL_LABELS (default: NIH's 14); entries label_mask marks unknown are left out of "
-                   "the loss", typeConverter=_label_names)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._setDefault(labels=list(LABELS))
-
-    def getLabels(self) -> list[str]:
-        """Gets the value of labels or its default value."""
-        return list(self.getOrDefault(self.labels) or LABELS)
-
-    def setLabels(self, value) -> "Params":
-        """Sets the value of :py:attr:`labels` (a list of names, or one comma-separated string)."""
-        return self._set(labels=value)
+    @property
+    def dest(self) -> str:
+        """The attribute argparse stores the flag's value under (its own default: ``--batch-size`` → batch_size)."""
+        return self.flag.lstrip("-").replace("-", "_") if self.flag else self.name
 
 
-class HasTrainingParams(Params):
-    """Mixin for the optimisation params: epochs, batchSize, learningRate, optimizer, dropout, engine."""
+def _accessor_names(name: str) -> tuple[str, str]:
+    cap = name[0].upper() + name[1:]
+    return f"get{cap}", f"set{cap}"
 
-    epochs = Param(Params._dummy(), "epochs", "number of passes over the training data",
-                   typeConverter=_positive_int("epochs"))
-    batchSize = Param(Params._dummy(), "batchSize",
-                      "global batch size; must be a multiple of the total executor cores",
-                      typeConverter=_positive_int("batchSize"))
-    learningRate = Param(Params._dummy(), "learningRate", "learning rate", typeConverter=TypeConverters.toFloat)
-    optimizer = Param(Params._dummy(), "optimizer", "'adam' or 'sgd' (momentum 0.9, Nesterov)",
-                      typeConverter=_one_of("optimizer", {"adam", "sgd"}))
-    dropout = Param(Params._dummy(), "dropout", "dropout before the classifier",
-                    typeConverter=_probability("dropout"))
-    l2 = Param(Params._dummy(), "l2", "L2 penalty on the classifier's weight and bias (the seed's head; 0: none)",
-               typeConverter=TypeConverters.toFloat)
-    engine = Param(Params._dummy(), "engine", "training engine, a name from cxrzoo.engine.base.engine_names() "
-                   "('bigdl', 'torch') or 'auto' (BigDL where it is installed, else torch); its own options are "
-                   "Params named after it (bigdlEngineType; precision, torchCompile, torchWorkers)",
-                   typeConverter=TypeConverters.toString)
-    bigdlEngineType = Param(Params._dummy(), "bigdlEngineType",
-                            "BigDL's compute engine, 'mkldnn' (default: every backbone trains on it) or 'mklblas' "
-                            "(MKL-BLAS; exhausts the heap on ResNet-50 and DenseNet-121, but honours freezeEpochs); "
-                            "a JVM-wide setting that the SparkSession must start with (cxrzoo spark-conf --engine "
-                            "bigdl); left unset, training follows the engine type the running session has",
-                            typeConverter=_one_of("bigdlEngineType", {"mklblas", "mkldnn"}))
-    precision = Param(Params._dummy(), "precision", "torch engine: 'fp32', 'bf16' (autocast; weights and optimizer "
-                      "stay fp32) or 'auto' (bf16 where the CPU has AMX or AVX512_BF16)",
-                      typeConverter=_one_of("precision", {"fp32", "bf16", "auto"}))
-    torchCompile = Param(Params._dummy(), "torchCompile", "torch engine: run the network through torch.compile",
-                         typeConverter=TypeConverters.toBoolean)
-    torchWorkers = Param(Params._dummy(), "torchWorkers", "torch engine: 'per_core' (one single-threaded DDP "
-                         "process per executor core) or 'per_executor' (one process per executor, a thread per core)",
-                         typeConverter=_one_of("torchWorkers", {"per_core", "per_executor"}))
+
+def options_mixin(class_name: str, options: Sequence[Option], doc: str) -> type[Params]:
+    """A Params mixin, as ``pyspark.ml.param.shared`` writes them by hand: a Param per option, its default set in
+    ``__init__``, and a getter and a setter each."""
+    namespace: dict[str, Any] = {"__doc__": doc, "__module__": __name__, "_options": tuple(options)}
+    for opt in options:
+        namespace[opt.name] = Param(Params._dummy(), opt.name, opt.doc, typeConverter=opt.convert)
+        get, set_ = _accessor_names(opt.name)
+
+        def getter(self, _n=opt.name):
+            return self.getOrDefault(self.getParam(_n))
+
+        def setter(self, value, _n=opt.name):
+            return self._set(**{_n: value})
+
+        getter.__name__, setter.__name__ = get, set_
+        getter.__doc__ = f"Gets the value of {opt.name} or its default value."
+        setter.__doc__ = f"Sets the value of :py:attr:`{opt.name}`."
+        namespace.setdefault(get, getter)
+        namespace.setdefault(set_, setter)
 
     def __init__(self) -> None:
-        super().__init__()
-        self._setDefault(epochs=10, batchSize=32, learningRate=1e-3, optimizer="adam", dropout=0.2, engine="auto",
-                         l2=0.0, bigdlEngineType="mkldnn", precision="auto", torchCompile=False,
-                         torchWorkers="per_core")
+        super(cls, self).__init__()
+        self._setDefault(**{o.name: o.default for o in options})
 
-    def getEpochs(self) -> int:
-        """Gets the value of epochs or its default value."""
-        return self.getOrDefault(self.epochs)
-
-    def getBatchSize(self) -> int:
-        """Gets the value of batchSize or its default value."""
-        return self.getOrDefault(self.batchSize)
-
-    def getLearningRate(self) -> float:
-        """Gets the value of learningRate or its default value."""
-        return self.getOrDefault(self.learningRate)
-
-    def getOptimizer(self) -> str:
-        """Gets the value of optimizer or its default value."""
-        return self.getOrDefault(self.optimizer)
-
-    def getDropout(self) -> float:
-        """Gets the value of dropout or its default value."""
-        return self.getOrDefault(self.dropout)
-
-    def getL2(self) -> float:
-        """Gets the value of l2 or its default value."""
-        return self.getOrDefault(self.l2)
-
-    def getEngine(self) -> str:
-        """Gets the value of engine or its default value."""
-        return self.getOrDefault(self.engine)
-
-    def engine_name(self) -> str:
-        """The engine that trains: ``engine``, with 'auto' resolved on this installation."""
-        from cxrzoo.engine.base import resolve_engine
-
-        return resolve_engine(self.getEngine())
-
-    def getPrecision(self) -> str:
-        """Gets the value of precision or its default value."""
-        return self.getOrDefault(self.precision)
-
-    def setPrecision(self, value: str) -> "Params":
-        """Sets the value of :py:attr:`precision`."""
-        return self._set(precision=value)
-
-    def getTorchCompile(self) -> bool:
-        """Gets the value of torchCompile or its default value."""
-        return self.getOrDefault(self.torchCompile)
-
-    def setTorchCompile(self, value: bool) -> "Params":
-        """Sets the value of :py:attr:`torchCompile`."""
-        return self._set(torchCompile=value)
-
-    def getTorchWorkers(self) -> str:
-        """Gets the value of torchWorkers or its default value."""
-        return self.getOrDefault(self.torchWorkers)
-
-    def setTorchWorkers(self, value: str) -> "Params":
-        """Sets the value of :py:attr:`torchWorkers`."""
-        return self._set(torchWorkers=value)
-
-    def getBigdlEngineType(self) -> str:
-        """Gets the value of bigdlEngineType or its default value."""
-        return self.getOrDefault(self.bigdlEngineType)
-
-    def engine_options(self) -> dict:
-        """The engine's own options, from the Params its class maps them to: those set explicitly, else None
-        (the engine then follows the running session, and its default where it starts one)."""
-        from cxrzoo.engine.base import engine_class
-
-        cls = engine_class(self.engine_name())
-        return {opt: self.getOrDefault(self.getParam(name)) if self.isSet(self.getParam(name)) else None
-                for opt, name in cls.option_params().items()}
-
-    def setEpochs(self, value: int) -> "Params":
-        """Sets the value of :py:attr:`epochs`."""
-        return self._set(epochs=value)
-
-    def setBatchSize(self, value: int) -> "Params":
-        """Sets the value of :py:attr:`batchSize`."""
-        return self._set(batchSize=value)
-
-    def setLearningRate(self, value: float) -> "Params":
-        """Sets the value of :py:attr:`learningRate`."""
-        return self._set(learningRate=value)
-
-    def setOptimizer(self, value: str) -> "Params":
-        """Sets the value of :py:attr:`optimizer`."""
-        return self._set(optimizer=value)
-
-    def setDropout(self, value: float) -> "Params":
-        """Sets the value of :py:attr:`dropout`."""
-        return self._set(dropout=value)
-
-    def setL2(self, value: float) -> "Params":
-        """Sets the value of :py:attr:`l2`."""
-        return self._set(l2=value)
-
-    def setEngine(self, value: str) -> "Params":
-        """Sets the value of :py:attr:`engine`."""
-        return self._set(engine=value)
-
-    def setBigdlEngineType(self, value: str) -> "Params":
-        """Sets the value of :py:attr:`bigdlEngineType`."""
-        return self._set(bigdlEngineType=value)
+    namespace["__init__"] = __init__
+    cls = type(class_name, (Params,), namespace)
+    return cls
 
 
-class HasFineTuning(Params):
-    """Mixin for transfer learning: pretrained weights and a freeze policy."""
-
-    pretrained = Param(Params._dummy(), "pretrained", "torchvision-layout checkpoint (.pth or .safetensors) to "
-                       "start from; its ImageNet classifier is dropped for the 14-way head; '' trains from scratch",
-                       typeConverter=TypeConverters.toString)
-    freezeEpochs = Param(Params._dummy(), "freezeEpochs", "epochs during which the layers up to freezeUpTo are "
-                         "frozen (only the head trains); then everything trains", typeConverter=TypeConverters.toInt)
-    freezeUpTo = Param(Params._dummy(), "freezeUpTo", "freeze the layers from the input up to this node "
-                       "(inclusive); '' means the model's feature layer, i.e. the whole backbone",
-                       typeConverter=TypeConverters.toString)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._setDefault(pretrained="", freezeEpochs=0, freezeUpTo="")
-
-    def getPretrained(self) -> str:
-        """Gets the value of pretrained or its default value."""
-        return self.getOrDefault(self.pretrained)
-
-    def getFreezeEpochs(self) -> int:
-        """Gets the value of freezeEpochs or its default value."""
-        return self.getOrDefault(self.freezeEpochs)
-
-    def getFreezeUpTo(self) -> str:
-        """Gets the value of freezeUpTo or its default value."""
-        return self.getOrDefault(self.freezeUpTo)
-
-    def setPretrained(self, value: str) -> "Params":
-        """Sets the value of :py:attr:`pretrained`."""
-        return self._set(pretrained=value)
-
-    def setFreezeEpochs(self, value: int) -> "Params":
-        """Sets the value of :py:attr:`freezeEpochs`."""
-        return self._set(freezeEpochs=value)
-
-    def setFreezeUpTo(self, value: str) -> "Params":
-        """Sets the value of :py:attr:`freezeUpTo`."""
-        return self._set(freezeUpTo=value)
+def keyword_signature(options: Sequence[Option], extra: dict[str, Any]) -> inspect.Signature:
+    """The keyword-only signature of a constructor taking ``options`` and the ``extra`` keywords (name: default)."""
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d) for n, d in extra.items()]
+    params += [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default) for o in options]
+    return inspect.Signature(params)

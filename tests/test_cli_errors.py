@@ -215,7 +215,7 @@ def test_unreadable_file(work: Path, case: str) -> None:
 BAD_VALUES = {
     "--lr abc": (["--lr", "abc"], ["cxrzoo train: error: argument --lr: invalid float value: 'abc'",
                                    "(see cxrzoo train --help)"]),
-    "--epochs 0": (["--epochs", "0"], ["argument --epochs", "must be a positive integer, got '0'", "--help"]),
+    "--epochs 0": (["--epochs", "0"], ["argument --epochs", "epochs must be a positive integer, got 0", "--help"]),
     "--batch-size 0": (["--batch-size", "0"], ["argument --batch-size", "positive integer", "--help"]),
     "--crop 0": (["--crop", "0"], ["argument --crop", "positive integer", "--help"]),
     "--labels NotALabel": (["--labels", "NotALabel"], ["argument --labels", "unknown label 'NotALabel'",

@@ -274,6 +274,14 @@ def engine_class(name: str) -> type[Engine]:
 
 
 AUTO_ORDER = ("bigdl", "torch")
+# each engine's option rows, in a module that imports neither the engine nor its library
+OPTION_MODULES = {"bigdl": "cxrzoo.engine.bigdl_options", "torch": "cxrzoo.engine.torch_options"}
+
+
+def engine_option_rows() -> tuple:
+    """Every engine's rows of training options (:class:`cxrzoo.params.Option`, ``owner`` the engine), in
+    :data:`OPTION_MODULES` order; they become Params of the estimator and options of ``cxrzoo train``."""
+    return tuple(row for name in OPTION_MODULES for row in import_module(OPTION_MODULES[name]).OPTIONS)
 
 
 def resolve_engine(name: str, reproducible: bool = False) -> str:

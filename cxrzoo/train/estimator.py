@@ -7,10 +7,9 @@ import tempfile
 import time
 from typing import Any
 
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed
+from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasPredictionCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReadable, MLWritable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -20,14 +19,13 @@ from cxrzoo.models import create_spec, get_config
 from cxrzoo.models.spec import NetSpec
 from cxrzoo.models.pretrained import load_pretrained
 from cxrzoo.models.spec import layers_up_to
-from cxrzoo.params import HasFineTuning, HasModelName, HasNormalization, HasTargetLabels, HasTrainingParams
+from cxrzoo.params import HasNormalization, keyword_signature
 from cxrzoo.preprocess import CXRPreprocessor
 from cxrzoo.preprocess.sides import image_side
 from cxrzoo.train.checkpoint import CheckpointDir
 from cxrzoo.train.feed import augmented_data, features_data
 from cxrzoo.train.loop import LoopOptions, run_epochs
-from cxrzoo.train.recipe import HasCheckpointing, HasClassWeighting, HasLRSchedule, HasMomentum
-from cxrzoo.train.selection import HasModelSelection
+from cxrzoo.train.options import TrainingOptions, training_options
 from cxrzoo.labels import LABELS
 from cxrzoo.targets import MASK_COL, target_column
 from cxrzoo.train.weighting import loss_terms
@@ -37,9 +35,7 @@ log = logging.getLogger(__name__)
 TARGET = "_cxrzoo_target"  # the training target: the model's labels, NaN where unknown (cxrzoo.targets)
 
 
-class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasModelName, HasTargetLabels,
-                 HasTrainingParams, HasNormalization, HasFineTuning, HasLRSchedule, HasMomentum, HasClassWeighting,
-                 HasCheckpointing, HasModelSelection):
+class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasNormalization, TrainingOptions):
     """Params shared by the estimator and its model.
 
     ``imageSize`` and ``normalization`` record how the features were made (the
@@ -47,11 +43,6 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
     the same preprocessing inside the OpenVINO graph.
     """
 
-    imageSize = Param(Params._dummy(), "imageSize", "side of the ingested gray images the features were cropped "
-                      "from (recorded for export)", typeConverter=TypeConverters.toInt)
-    allowPatientOverlap = Param(Params._dummy(), "allowPatientOverlap",
-                                "accept a validation set sharing patients with the training data (an image-wise "
-                                "split, which inflates AUC); False refuses it", typeConverter=TypeConverters.toBoolean)
     preprocessor = Param(Params._dummy(), "preprocessor",
                          "JSON params of a CXRPreprocessor run on the image column every epoch with the epoch "
                          "number (augmentation differs per epoch); empty: train on featuresCol as given",
@@ -59,8 +50,7 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
 
     def __init__(self) -> None:
         super().__init__()
-        self._setDefault(featuresCol="features", labelCol="labels", predictionCol="probabilities", seed=0,
-                         imageSize=256, preprocessor="", allowPatientOverlap=False)
+        self._setDefault(featuresCol="features", labelCol="labels", predictionCol="probabilities", preprocessor="")
 
     def setPreprocessor(self, prep: CXRPreprocessor | None):
         """Run ``prep`` on the image column each epoch (stored as its params; ``None`` clears it)."""
@@ -74,28 +64,12 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
         text = self.getOrDefault(self.preprocessor)
         return CXRPreprocessor(**json.loads(text)) if text else None
 
-    def getImageSize(self) -> int:
-        """Gets the value of imageSize or its default value."""
-        return self.getOrDefault(self.imageSize)
-
     def _engine(self) -> Engine:
         return get_engine(self.engine_name(), **self.engine_options())
 
     def _spec(self, input_size: int) -> NetSpec:
         return create_spec(self.getModelName(), num_classes=len(self.getLabels()), dropout=self.getDropout(),
                            input_size=input_size, l2=self.getL2())
-
-    def setImageSize(self, value: int) -> "Params":
-        """Sets the value of :py:attr:`imageSize`."""
-        return self._set(imageSize=value)
-
-    def getAllowPatientOverlap(self) -> bool:
-        """Gets the value of allowPatientOverlap or its default value."""
-        return self.getOrDefault(self.allowPatientOverlap)
-
-    def setAllowPatientOverlap(self, value: bool) -> "Params":
-        """Sets the value of :py:attr:`allowPatientOverlap`."""
-        return self._set(allowPatientOverlap=value)
 
     def setFeaturesCol(self, value: str) -> "Params":
         """Sets the value of :py:attr:`featuresCol`."""
@@ -108,10 +82,6 @@ class _CXRParams(HasFeaturesCol, HasLabelCol, HasPredictionCol, HasSeed, HasMode
     def setPredictionCol(self, value: str) -> "Params":
         """Sets the value of :py:attr:`predictionCol`."""
         return self._set(predictionCol=value)
-
-    def setSeed(self, value: int) -> "Params":
-        """Sets the value of :py:attr:`seed`."""
-        return self._set(seed=value)
 
 
 class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWritable):
@@ -128,22 +98,9 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
     ('tiny', 2)
     """
 
-    @keyword_only
-    def __init__(self, *, featuresCol: str = "features", labelCol: str = "labels",
-                 predictionCol: str = "probabilities", modelName: str = "tiny", epochs: int = 10,
-                 batchSize: int = 32, learningRate: float = 1e-3, optimizer: str = "adam", dropout: float = 0.2,
-                 engine: str = "auto", bigdlEngineType: str = "mkldnn", precision: str = "auto",
-                 torchCompile: bool = False, torchWorkers: str = "per_core", seed: int = 0, imageSize: int = 256,
-                 normalization: str = "caffe", pretrained: str = "", freezeEpochs: int = 0,
-                 freezeUpTo: str = "", l2: float = 0.0, allowPatientOverlap: bool = False,
-                 lrSchedule: str = "constant", warmupEpochs: int = 0, warmupStartLR: float = 1e-7,
-                 plateauMonitor: str = "loss", plateauFactor: float = 0.1, plateauPatience: int = 1,
-                 plateauEpsilon: float = 0.01, minLR: float = 1e-15, momentum: float = 0.9, nesterov: bool = True,
-                 classWeighting: str = "none", checkpointDir: str = "", checkpointInterval: int = 1,
-                 summaryDir: str = "", keepBest: bool = True, thresholdMethod: str = "youden",
-                 targetSensitivity: float = 0.9, labels: list[str] | None = None) -> None:
+    def __init__(self, **kwargs: Any) -> None:  # the signature is the table's (set below the class)
         super().__init__()
-        self._set(**self._input_kwargs)
+        self._set(**_keywords(type(self).__name__, kwargs))
         self._check()
         self._validation: DataFrame | None = None
 
@@ -174,10 +131,9 @@ class CXREstimator(Estimator, _CXRParams, DefaultParamsReadable, DefaultParamsWr
         self._validation = df
         return self
 
-    @keyword_only
     def setParams(self, **kwargs: Any) -> "CXREstimator":
         """Set any of the constructor's params."""
-        self._set(**self._input_kwargs)
+        self._set(**_keywords("setParams", kwargs))
         self._check()
         return self
 
@@ -332,6 +288,25 @@ def _require(df: DataFrame, cols: list[str]) -> None:
     for col in cols:
         if col not in df.columns:
             raise InputError(f"CXREstimator: input has no column {col!r}; columns: {df.columns}")
+
+
+# the keyword constructor, generated from the table of training options (cxrzoo.train.options), and the Params
+# that are not training options: the columns, and how the given features were normalized (set from the
+# preprocessor at fit when there is one)
+_COLUMNS = {"featuresCol": "features", "labelCol": "labels", "predictionCol": "probabilities",
+            "normalization": "caffe"}
+CXREstimator.__init__.__signature__ = keyword_signature(training_options(), _COLUMNS)
+CXREstimator.setParams.__signature__ = keyword_signature(training_options(), _COLUMNS)
+
+
+def _keywords(where: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` if each names a training option or a column Param, else a TypeError naming the unknown ones."""
+    known = set(_COLUMNS) | {o.name for o in training_options()}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise TypeError(f"{where}() got unexpected keyword arguments {unknown}; the options are "
+                        f"{sorted(known)} (cxrzoo.train.options)")
+    return kwargs
 
 
 class CXRModel(Model, _CXRParams, MLWritable, MLReadable):
