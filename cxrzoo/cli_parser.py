@@ -40,7 +40,6 @@ def _number(kind: type, strict: bool) -> Callable[[str], int | float]:
 
 positive_int = _number(int, strict=True)
 non_negative_int = _number(int, strict=False)
-positive_float = _number(float, strict=True)
 
 
 def master_url(text: str) -> str:

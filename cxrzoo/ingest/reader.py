@@ -28,7 +28,7 @@ from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS, DICOM_SUFFIXES
 from cxrzoo.ingest.decode_udf import decode_images
 from cxrzoo.ingest.dicom import is_dicom
 from cxrzoo.ingest.labels_csv import read_labels_csv, read_split_list
-from cxrzoo.ingest.registry import Source, register_source
+from cxrzoo.ingest.registry import MIMIC_ONLY, Source, register_source
 from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT
 from cxrzoo.labels import NIH_MASK, harmonise_nih
 
@@ -265,13 +265,18 @@ def ingest_table(spark: SparkSession, images: str, table, listed: dict[str, list
     return df.select(*FIRST, *[c for c in df.columns if c not in FIRST])
 
 
+def check_size(size: int) -> None:
+    """Refuse an ingest size too small to crop from."""
+    if size < 8:
+        raise InputError(f"size must be >= 8, got {size}")
+
+
 def read_nih_with_report(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
                          split: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                          voi: str = "auto", decode_timeout: float = DEFAULT_TIMEOUT
                          ) -> tuple[DataFrame, IngestReport]:
     """Like :func:`read_nih`, and also return the :class:`IngestReport`."""
-    if size < 8:
-        raise InputError(f"size must be >= 8, got {size}")
+    check_size(size)
     labels = read_labels_csv(labels_csv)
     labels["labels"] = labels["labels"].map(harmonise_nih)
     labels["label_mask"] = [list(NIH_MASK)] * len(labels)
@@ -330,18 +335,16 @@ def read_nih(spark: SparkSession, images: str, labels_csv: str, size: int = 256,
 def read_folder_with_report(spark: SparkSession, images: str, size: int = 256, voi: str = "auto"
                             ) -> tuple[DataFrame, IngestReport]:
     """:func:`read_images` (every image under ``images``, no labels) and its :class:`IngestReport`."""
-    if size < 8:
-        raise InputError(f"size must be >= 8, got {size}")
+    check_size(size)
     found = sum(len(v) for v in list_image_paths(spark, images).values())
     return read_images(spark, images, size=size, voi=voi), IngestReport(images_found=found, matched=found)
 
 
-_NOT_MIMIC = "metadata and split_name are MIMIC-CXR's (source 'mimic')"
 register_source(Source(
     "nih",
     lambda spark, images, size, voi, labels, split: read_nih_with_report(spark, images, labels, size=size,
                                                                          split=split, voi=voi),
-    takes=("labels", "split"), requires=("labels",), refusals={"metadata": _NOT_MIMIC, "split_name": _NOT_MIMIC}))
+    takes=("labels", "split"), requires=("labels",), refusals=MIMIC_ONLY))
 register_source(Source(
     "folder",
     lambda spark, images, size, voi: read_folder_with_report(spark, images, size=size, voi=voi),

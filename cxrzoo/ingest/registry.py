@@ -23,6 +23,9 @@ SOURCE_MODULES = {
 }
 OPTIONS = ("labels", "split", "metadata", "split_name", "policy", "unmentioned")  # what a source may take
 DEFAULTS = {"policy": "ones", "unmentioned": "zeros"}  # given unless the caller says otherwise
+_MIMIC_ONLY = "metadata and split_name are MIMIC-CXR's (source 'mimic')"
+# what every labelled source but MIMIC-CXR says of its two options
+MIMIC_ONLY = {"metadata": _MIMIC_ONLY, "split_name": _MIMIC_ONLY}
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,12 @@ from pyspark.sql import DataFrame, SparkSession
 
 from cxrzoo.errors import InputError
 from cxrzoo.ingest.decode import DEFAULT_MAX_PIXELS
-from cxrzoo.ingest.reader import IngestReport, match_report, ingest_table, list_image_paths
-from cxrzoo.ingest.registry import Source, register_source
+from cxrzoo.ingest.reader import IngestReport, check_size, ingest_table, list_image_paths, match_report
+from cxrzoo.ingest.registry import MIMIC_ONLY, Source, register_source
 from cxrzoo.ingest.sandbox import DEFAULT_TIMEOUT
 from cxrzoo.ingest.sources_csv import MIMIC_SPLITS, read_chexpert_csv, read_mimic_csvs
 
 log = logging.getLogger(__name__)
-
-
-def _check_size(size: int) -> None:
-    if size < 8:
-        raise InputError(f"size must be >= 8, got {size}")
 
 
 def read_chexpert_with_report(spark: SparkSession, root: str, csv: str, policy: str = "ones",
@@ -31,7 +26,7 @@ def read_chexpert_with_report(spark: SparkSession, root: str, csv: str, policy: 
                               voi: str = "auto", decode_timeout: float = DEFAULT_TIMEOUT
                               ) -> tuple[DataFrame, IngestReport]:
     """Like :func:`read_chexpert`, and also return the :class:`~cxrzoo.ingest.reader.IngestReport`."""
-    _check_size(size)
+    check_size(size)
     table = read_chexpert_csv(csv, policy, unmentioned)
     report = IngestReport(label_rows=len(table))
     parts = {k.split("/", 1)[0] for k in table["key"]}  # train/ or valid/: the other part's files are not strays
@@ -79,7 +74,7 @@ def read_mimic_cxr_with_report(spark: SparkSession, root: str, metadata_csv: str
                                voi: str = "auto", decode_timeout: float = DEFAULT_TIMEOUT
                                ) -> tuple[DataFrame, IngestReport]:
     """Like :func:`read_mimic_cxr`, and also return the :class:`~cxrzoo.ingest.reader.IngestReport`."""
-    _check_size(size)
+    check_size(size)
     if split is not None and (split_csv is None or split not in MIMIC_SPLITS):
         raise InputError(f"split={split!r} needs split_csv and one of {MIMIC_SPLITS}")
     table, unlabelled = read_mimic_csvs(metadata_csv, labels_csv, split_csv, policy, unmentioned)
@@ -130,14 +125,13 @@ def read_mimic_cxr(spark: SparkSession, root: str, metadata_csv: str, labels_csv
                                       size, max_pixels, voi, decode_timeout)[0]
 
 
-_NOT_MIMIC = "metadata and split_name are MIMIC-CXR's (source 'mimic')"
 register_source(Source(
     "chexpert",
     lambda spark, images, size, voi, labels, policy, unmentioned: read_chexpert_with_report(
         spark, images, labels, policy, unmentioned, size=size, voi=voi),
     takes=("labels", "policy", "unmentioned"), requires=("labels",), recorded=("policy", "unmentioned"),
     refusals={"split": "CheXpert's splits are its two CSVs (train.csv, valid.csv): ingest each with its own labels",
-              "metadata": _NOT_MIMIC, "split_name": _NOT_MIMIC}))
+              **MIMIC_ONLY}))
 register_source(Source(
     "mimic",
     lambda spark, images, size, voi, labels, metadata, split, split_name, policy, unmentioned:

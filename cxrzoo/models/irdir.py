@@ -30,6 +30,12 @@ class NotAnIRDirError(CardError):
     """A directory is not an exported cxrzoo IR, or one this version cannot read."""
 
 
+def _has_contract(card: dict) -> bool:
+    """Whether ``card`` has what the scorer reads first: the labels and the input shape (N, S, S)."""
+    shape = card.get("input", {}).get("shape") if isinstance(card.get("input"), dict) else None
+    return "labels" in card and isinstance(shape, list) and len(shape) >= 2
+
+
 def looks_like(path: Path) -> bool:
     """Whether ``path`` holds this layout's IR and card (whatever their content)."""
     return (path / XML).is_file() and (path / CARD).is_file()
@@ -57,8 +63,7 @@ def read_card(ir_dir: str | Path) -> dict:
     card = d / CARD
     info = check_card(read_json_card(card, f"the IR is damaged; {_AGAIN}", NotAnIRDirError), card,
                       NotAnIRDirError, FORMAT, (), _AGAIN)
-    shape = info.get("input", {}).get("shape") if isinstance(info.get("input"), dict) else None
-    if "labels" not in info or not isinstance(shape, list) or len(shape) < 2:
+    if not _has_contract(info):
         raise NotAnIRDirError(f"{card} lacks the labels or the input shape: written by another version of cxrzoo "
                               f"or edited; {_AGAIN}")
     return info
@@ -68,8 +73,7 @@ def write(path: str | Path, save_model: Callable[[Path], None], card: dict, fact
     """Write an exported model into the existing local directory ``path``: ``save_model(path / XML)`` writes the
     IR, then the card (``card`` with this version's :data:`FORMAT`) and ``card.toml`` (``facts``). The caller
     swaps the directory in atomically (:mod:`cxrzoo.export.ir`)."""
-    shape = card.get("input", {}).get("shape")
-    if "labels" not in card or not isinstance(shape, list) or len(shape) < 2:
+    if not _has_contract(card):
         raise CardError("an IR card needs the labels and the input shape")
     save_model(Path(path) / XML)
     Path(path, CARD).write_text(json.dumps({"format": FORMAT, **card}, indent=1) + "\n")
